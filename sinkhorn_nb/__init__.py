@@ -1,0 +1,17 @@
+"""sinkhorn_nb: the Wasserstein loss of Frogner et al. (NIPS 2015), compiled with Numba.
+
+Entropic-regularized optimal transport between predictions and targets over a
+finite label space with a known ground metric: smoothed (balanced) and relaxed
+(unbalanced) transport, their gradients, batched over rows sharing one metric.
+"""
+from . import ground_metric, metrics
+from .exact import exact_wasserstein
+from .loss import WassersteinLoss, softmax_backward
+from .result import SinkhornResult
+from .transport import sinkhorn, sinkhorn_relaxed
+
+__version__ = "0.1.0"
+
+__all__ = ["sinkhorn", "sinkhorn_relaxed", "SinkhornResult", "WassersteinLoss",
+           "softmax_backward", "exact_wasserstein", "ground_metric", "metrics",
+           "__version__"]
