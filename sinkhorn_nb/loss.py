@@ -5,8 +5,9 @@ from .device import resolve_device
 from .gibbs import GibbsKernel
 from .result import warn_if_not_converged
 from .transport import (check_method, default_tol, solve_balanced, solve_relaxed)
-from .validation import (check_balanced_masses, check_ground_metric, check_iteration_args,
-                         check_measures, check_positive_scalar)
+from .validation import (as_real_array, check_balanced_masses, check_ground_metric,
+                         check_iteration_args, check_measures, check_positive_scalar,
+                         compute_dtype)
 
 VARIANTS = ("balanced", "relaxed")
 
@@ -75,15 +76,10 @@ class WassersteinLoss:
 
     def solve(self, h, y):
         """Full :class:`SinkhornResult` for ``(h, y)`` (validated like :func:`sinkhorn`)."""
-        h2, y2, _, was_1d = check_measures(h, y, self.M)
-        if h2.dtype != np.float64 and np.asarray(h).dtype == np.float32 \
-                and np.asarray(y).dtype == np.float32:
-            dtype = np.dtype(np.float32)   # M is stored in float64; follow h and y
-        else:
-            dtype = np.dtype(np.float64)
-        h2, y2 = h2.astype(dtype, copy=False), y2.astype(dtype, copy=False)
+        dtype = compute_dtype(as_real_array(h, "h"), as_real_array(y, "y"))
+        kernel = self.kernel(dtype)   # the metric follows the dtype of h and y
+        h2, y2, _, was_1d = check_measures(h, y, kernel.M)
         tol = default_tol(self.tol, dtype)
-        kernel = self.kernel(dtype)
         if self.variant == "balanced":
             h2, y2 = check_balanced_masses(h2, y2, self.renormalize)
             result = solve_balanced(h2, y2, kernel, self.max_iter, tol, self.check_every,

@@ -53,7 +53,7 @@ def reference_relaxed(h, y, M, lam, gamma_a, gamma_b, max_iter=200000, tol=1e-15
     for _ in range(max_iter):
         f_new = a * (np.log(h[I]) - logsumexp(g[None, :] + sub, axis=1))
         g = b * (np.log(y[J]) - logsumexp(f_new[:, None] + sub, axis=0))
-        done = np.max(np.abs(f_new - f)) <= tol
+        done = tol > 0 and np.max(np.abs(f_new - f)) <= tol
         f = f_new
         if done:
             break
