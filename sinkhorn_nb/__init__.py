@@ -5,6 +5,7 @@ finite label space with a known ground metric: smoothed (balanced) and relaxed
 (unbalanced) transport, their gradients, batched over rows sharing one metric.
 """
 from . import ground_metric, metrics
+from .estimator import WassersteinClassifier
 from .exact import exact_wasserstein
 from .loss import WassersteinLoss, softmax_backward
 from .result import SinkhornResult
@@ -13,5 +14,6 @@ from .transport import sinkhorn, sinkhorn_relaxed
 __version__ = "0.1.0"
 
 __all__ = ["sinkhorn", "sinkhorn_relaxed", "SinkhornResult", "WassersteinLoss",
+           "WassersteinClassifier",
            "softmax_backward", "exact_wasserstein", "ground_metric", "metrics",
            "__version__"]

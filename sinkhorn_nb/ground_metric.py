@@ -66,6 +66,21 @@ def ordinal(n_classes, p=1.0, *, max_value=0.999):
     return _scaled(np.abs(k[:, None] - k[None, :]) ** p, max_value)
 
 
+def zero_one(n_classes, *, max_value=0.999):
+    """The 0-1 metric (``max_value`` off the diagonal): all mistakes cost the same.
+
+    Examples
+    --------
+    >>> import sinkhorn_nb as snb
+    >>> snb.ground_metric.zero_one(2)
+    array([[0.   , 0.999],
+           [0.999, 0.   ]])
+    """
+    M = ordinal(n_classes, max_value=max_value)
+    M[M > 0] = max_value
+    return M
+
+
 def from_points(P, p=1.0, *, max_value=0.999):
     """Metric :math:`M_{kk'} \\propto \\|P_k - P_{k'}\\|_2^p` between raw points.
 

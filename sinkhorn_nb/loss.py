@@ -74,8 +74,12 @@ class WassersteinLoss:
             self._kernels[dtype] = GibbsKernel(self.M, self.lam, dtype)
         return self._kernels[dtype]
 
-    def solve(self, h, y):
-        """Full :class:`SinkhornResult` for ``(h, y)`` (validated like :func:`sinkhorn`)."""
+    def solve(self, h, y, init=None):
+        """Full :class:`SinkhornResult` for ``(h, y)`` (validated like :func:`sinkhorn`).
+
+        ``init = (u, v)``, two arrays shaped like ``h`` (for instance the ``u`` and
+        ``v`` of an earlier result on nearby inputs), warm-starts the iteration.
+        """
         dtype = compute_dtype(as_real_array(h, "h"), as_real_array(y, "y"))
         kernel = self.kernel(dtype)   # the metric follows the dtype of h and y
         h2, y2, _, was_1d = check_measures(h, y, kernel.M)
@@ -83,11 +87,11 @@ class WassersteinLoss:
         if self.variant == "balanced":
             h2, y2 = check_balanced_masses(h2, y2, self.renormalize)
             result = solve_balanced(h2, y2, kernel, self.max_iter, tol, self.check_every,
-                                    self.method, self.device)
+                                    self.method, self.device, init)
         else:
             result = solve_relaxed(h2, y2, kernel, self.gamma_a, self.gamma_b,
                                    self.max_iter, tol, self.check_every, self.method,
-                                   self.device)
+                                   self.device, init)
         warn_if_not_converged(result.converged, tol, self.max_iter, "WassersteinLoss")
         return result.squeeze() if was_1d else result
 

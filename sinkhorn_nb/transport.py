@@ -33,24 +33,43 @@ def _result(loss, grad, state, dtype, balance_gauge):
         err=state.err.astype(dtype), converged=state.status == CONVERGED, u=u, v=v)
 
 
-def solve_balanced(h, y, kernel, max_iter, tol, check_every, method, device):
-    """Balanced solve on validated 2-D inputs (no checks); returns a SinkhornResult."""
+def _initial_scalings(init, shape, dtype):
+    """``(u0, v0)`` from ``init`` (a pair of arrays of ``shape``), or ``(None, None)``."""
+    if init is None:
+        return None, None
+    u0, v0 = (np.ascontiguousarray(a, dtype=dtype) for a in init)
+    if u0.shape != shape or v0.shape != shape:
+        raise ValueError(f"init must be two arrays of shape {shape}, got {u0.shape} "
+                         f"and {v0.shape}")
+    if not (np.all(np.isfinite(u0)) and np.all(np.isfinite(v0))
+            and np.all(u0 >= 0) and np.all(v0 >= 0)):
+        raise ValueError("init scalings must be finite and non-negative")
+    return u0, v0
+
+
+def solve_balanced(h, y, kernel, max_iter, tol, check_every, method, device, init=None):
+    """Balanced solve on validated 2-D inputs (no checks); returns a SinkhornResult.
+
+    ``init = (u0, v0)`` warm-starts the iteration (e.g. from a previous result)."""
     if device == "cuda":
         from .cuda.balanced import sinkhorn_balanced as cuda_balanced
         return cuda_balanced(h, y, kernel, max_iter, tol, check_every, method)
-    loss, grad, state = cpu_balanced(h, y, kernel, max_iter, tol, check_every, method)
+    u0, v0 = _initial_scalings(init, h.shape, h.dtype)
+    loss, grad, state = cpu_balanced(h, y, kernel, max_iter, tol, check_every, method,
+                                     u0, v0)
     return _result(loss, grad, state, h.dtype, balance_gauge=True)
 
 
 def solve_relaxed(h, y, kernel, gamma_a, gamma_b, max_iter, tol, check_every, method,
-                  device):
+                  device, init=None):
     """Relaxed solve on validated 2-D inputs (no checks); returns a SinkhornResult."""
     if device == "cuda":
         from .cuda.relaxed import sinkhorn_relaxed as cuda_relaxed
         return cuda_relaxed(h, y, kernel, gamma_a, gamma_b, max_iter, tol, check_every,
                             method)
+    u0, v0 = _initial_scalings(init, h.shape, h.dtype)
     loss, grad, state = cpu_relaxed(h, y, kernel, gamma_a, gamma_b, max_iter, tol,
-                                    check_every, method)
+                                    check_every, method, u0, v0)
     return _result(loss, grad, state, h.dtype, balance_gauge=False)
 
 
