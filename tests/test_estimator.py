@@ -1,0 +1,223 @@
+"""WassersteinClassifier: scikit-learn compatibility, targets, solvers, gradients."""
+import pickle
+
+import numpy as np
+import pytest
+from scipy.special import softmax
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import sinkhorn_nb as snb
+from sinkhorn_nb.objective import LinearSoftmaxObjective
+
+
+@parametrize_with_checks([
+    snb.WassersteinClassifier(max_iter=100),
+    snb.WassersteinClassifier(solver="adam", max_iter=30, learning_rate=0.05),
+    snb.WassersteinClassifier("ordinal", variant="relaxed", kl_weight=0.1, max_iter=50),
+])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600] / 16.0, y[:600]
+
+
+def _objective_check(variant, T, Z_scale):
+    rng = np.random.default_rng(0)
+    n, d, K = T.shape[0], 4, T.shape[1]
+    X = rng.normal(size=(n, d))
+    coef = rng.normal(size=(K, d)) * Z_scale
+    intercept = rng.normal(size=K)
+    loss = snb.WassersteinLoss(snb.ground_metric.ordinal(K), 10.0, variant=variant,
+                               max_iter=100000, tol=1e-13)
+    obj = LinearSoftmaxObjective(loss, kl_weight=0.3, alpha=0.01, warm_start_scalings=False)
+    w = rng.uniform(0.5, 2.0, n)
+    value, d_coef, d_int = obj.value_and_grad(coef, intercept, X, T, w)
+    eps = 1e-6
+    for _ in range(4):
+        dc, di = rng.normal(size=coef.shape), rng.normal(size=K)
+        plus = obj.value_and_grad(coef + eps * dc, intercept + eps * di, X, T, w)[0]
+        minus = obj.value_and_grad(coef - eps * dc, intercept - eps * di, X, T, w)[0]
+        fd = (plus - minus) / (2 * eps)
+        analytic = np.sum(d_coef * dc) + d_int @ di
+        assert abs(fd - analytic) <= 1e-6 * max(1.0, abs(fd)), (fd, analytic)
+    return softmax(X @ coef.T + intercept, axis=1)
+
+
+@pytest.mark.parametrize("variant", ["balanced", "relaxed"])
+@pytest.mark.parametrize("kind", ["onehot", "histogram"])
+def test_objective_gradient_matches_finite_differences(variant, kind):
+    rng = np.random.default_rng(1)
+    K = 5
+    T = np.eye(K)[rng.integers(0, K, 6)] if kind == "onehot" else rng.dirichlet(np.ones(K), 6)
+    _objective_check(variant, T, Z_scale=1.0)
+
+
+@pytest.mark.parametrize("variant", ["balanced", "relaxed"])
+def test_objective_gradient_with_underflowing_softmax(variant):
+    """Logits ~ +-300: some softmax outputs are exactly 0 and must contribute 0."""
+    K = 5
+    T = np.eye(K)[[0, 1, 2, 3, 4, 0]]
+    h = _objective_check(variant, T, Z_scale=150.0)
+    assert np.any(h == 0.0)
+
+
+def test_pipeline_gridsearch_pickle(digits):
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), snb.WassersteinClassifier("ordinal", max_iter=100))
+    grid = GridSearchCV(pipe, {"wassersteinclassifier__lam": [5.0, 20.0],
+                               "wassersteinclassifier__kl_weight": [0.0, 0.1]}, cv=2)
+    with pytest.warns(ConvergenceWarning):
+        grid.fit(X, y)
+    assert grid.best_score_ > 0.8, grid.cv_results_["mean_test_score"]
+    clone = pickle.loads(pickle.dumps(grid.best_estimator_))
+    np.testing.assert_array_equal(clone.predict(X), grid.best_estimator_.predict(X))
+
+
+def test_large_kl_weight_agrees_with_logistic_regression(digits):
+    X, y = digits
+    alpha = 1e-2
+    clf = snb.WassersteinClassifier(kl_weight=1e4, alpha=alpha * 1e4, max_iter=500, tol=1e-8)
+    clf.fit(X, y)
+    ref = LogisticRegression(C=1.0 / (alpha * len(y)), max_iter=5000, tol=1e-10).fit(X, y)
+    agreement = np.mean(clf.predict(X) == ref.predict(X))
+    assert agreement >= 0.99, agreement
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=0.02)
+
+
+def test_deterministic_and_warm_start(digits):
+    X, y = digits
+    a = snb.WassersteinClassifier(solver="adam", max_iter=5, random_state=3).fit(X, y)
+    b = snb.WassersteinClassifier(solver="adam", max_iter=5, random_state=3).fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert a.n_iter_ == 5 and len(a.loss_curve_) == 5
+    c = snb.WassersteinClassifier(max_iter=5, warm_start=True).fit(X, y)
+    first = c.loss_curve_[-1]
+    c.fit(X, y)
+    assert c.loss_curve_[0] <= first + 1e-12
+
+
+def test_multilabel_and_histogram_targets():
+    rng = np.random.default_rng(5)
+    n, d, K = 300, 6, 5
+    X = rng.normal(size=(n, d))
+    centers = X[:, :K]
+    Y = (centers > 0.6).astype(int)
+    Y[np.arange(n), centers.argmax(axis=1)] = 1
+    M = snb.ground_metric.ordinal(K)
+    for variant in ("balanced", "relaxed"):
+        clf = snb.WassersteinClassifier(M, variant=variant, lam=10.0, max_iter=100).fit(X, Y)
+        np.testing.assert_array_equal(clf.classes_, np.arange(K))
+        pred = clf.predict(X)
+        assert pred.shape == (n, K) and set(np.unique(pred)) <= {0, 1}
+        top = clf.predict_top_k(X, 2)
+        assert top.shape == (n, 2)
+        hit = np.mean(Y[np.arange(n), top[:, 0]])
+        assert hit > 0.7, (variant, hit)
+    H = softmax(centers * 2.0, axis=1)               # soft labels
+    clf = snb.WassersteinClassifier(M, lam=10.0, max_iter=200).fit(X, H)
+    P = clf.predict_proba(X)
+    assert np.mean(np.abs(P - H).sum(axis=1)) < 0.5
+
+
+def test_empty_target_rows_are_dropped_in_balanced_only():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(40, 3))
+    Y = (rng.random((40, 4)) < 0.4).astype(int)
+    Y[:5] = 0
+    Y[5:, 0] |= ~Y[5:].any(axis=1)
+    a = snb.WassersteinClassifier(max_iter=20, random_state=0).fit(X, Y)
+    b = snb.WassersteinClassifier(max_iter=20, random_state=0).fit(X[5:], Y[5:])
+    np.testing.assert_allclose(a.coef_, b.coef_)
+
+
+def test_sample_weight_equals_repetition(digits):
+    X, y = digits
+    X, y = X[:200], y[:200]
+    w = np.ones(len(y))
+    w[:50] = 2
+    a = snb.WassersteinClassifier("ordinal", max_iter=300, tol=1e-10).fit(X, y, sample_weight=w)
+    b = snb.WassersteinClassifier("ordinal", max_iter=300, tol=1e-10).fit(
+        np.vstack([X, X[:50]]), np.concatenate([y, y[:50]]))
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-4)
+
+
+def test_partial_fit(digits):
+    X, y = digits
+    clf = snb.WassersteinClassifier("ordinal", solver="adam", learning_rate=0.05,
+                                    random_state=0)
+    with pytest.raises(ValueError, match="classes must be given"):
+        clf.partial_fit(X[:100], y[:100])
+    for epoch in range(30):
+        for lo in range(0, len(y), 200):
+            clf.partial_fit(X[lo:lo + 200], y[lo:lo + 200], classes=np.arange(10))
+    assert clf.n_iter_ == 90 and clf.score(X, y) > 0.85
+    assert not hasattr(snb.WassersteinClassifier(solver="lbfgs"), "partial_fit")
+    with pytest.raises(ValueError, match="labels not in classes"):
+        clf.partial_fit(X[:5], np.array([0, 1, 2, 3, 11]))
+
+
+def test_ground_metric_options(digits):
+    X, y = digits
+    y = y + 10                                    # labels 10..19
+    classes = np.arange(10, 20)
+    by_callable = snb.WassersteinClassifier(lambda c: snb.ground_metric.ordinal(len(c)),
+                                            max_iter=3).fit(X, y)
+    by_name = snb.WassersteinClassifier("ordinal", max_iter=3).fit(X, y)
+    np.testing.assert_array_equal(by_callable.ground_metric_, by_name.ground_metric_)
+    np.testing.assert_array_equal(by_name.classes_, classes)
+    with pytest.raises(ValueError, match="ground_metric has shape"):
+        snb.WassersteinClassifier(np.zeros((3, 3)), max_iter=3).fit(X, y)
+    with pytest.raises(ValueError, match="ground_metric must be"):
+        snb.WassersteinClassifier("cosine").fit(X, y)
+    with pytest.raises(ValueError, match="lam must be > 0"):
+        snb.WassersteinClassifier(lam=0.0).fit(X, y)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        snb.WassersteinClassifier(solver="newton").fit(X, y)
+
+
+def test_verbose_reports_progress(digits, capsys):
+    X, y = digits
+    snb.WassersteinClassifier(max_iter=3, verbose=1).fit(X, y)
+    out = capsys.readouterr().out
+    assert "iter    1" in out and "loss" in out and "s\n" in out
+
+
+def test_warm_started_scalings_save_sinkhorn_iterations():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(200, 5))
+    H = softmax(X[:, :4] * 2.0, axis=1)
+    runs = {}
+    for flag in (False, True):
+        clf = snb.WassersteinClassifier("ordinal", lam=10.0, max_iter=30, warm_start_scalings=flag,
+                                        sinkhorn_tol=1e-9, sinkhorn_max_iter=20000,
+                                        random_state=0)
+        clf.fit(X, H)
+        runs[flag] = clf
+    assert runs[True].sinkhorn_iterations_ < runs[False].sinkhorn_iterations_
+    # same optimization problem: the path differs only by solver round-off
+    np.testing.assert_allclose(runs[True].loss_curve_[-1], runs[False].loss_curve_[-1],
+                               rtol=1e-6)
+    np.testing.assert_allclose(runs[True].predict_proba(X), runs[False].predict_proba(X),
+                               atol=1e-3)
+
+
+def test_demo_runs(tmp_path):
+    from sinkhorn_nb import demo
+    rows, profiles = demo.run_digits(test_size=0.5)
+    assert [r["model"] for r in rows][0].startswith("KL")
+    assert all(r["accuracy"] > 0.9 for r in rows)
+    assert profiles["W, p=1"].shape == (10, 10)
+    np.testing.assert_allclose(profiles["W, p=1"].sum(axis=1), 1.0)
+    pytest.importorskip("matplotlib")
+    demo.plot_profiles(profiles, tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").stat().st_size > 10000
