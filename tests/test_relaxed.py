@@ -140,3 +140,18 @@ def test_zeros_in_h_give_minus_infinity_limit_only_there():
     assert np.all(np.isfinite(r.grad[[0, 2, 3]])) and np.isfinite(r.loss)
     dz = snb.softmax_backward(h, r.grad)
     assert np.all(np.isfinite(dz)) and dz[1] == 0 and dz[4] == 0
+
+
+def test_log_domain_path_converges_and_matches_multiplicative():
+    """The log-domain error measures the same quantity as the multiplicative one,
+    so rows converge (not only run to max_iter) with tol > 0."""
+    K = 9
+    M = random_metric(K, 271)
+    h = _unnormalized(3, K, 272, zeros=False)
+    y = _unnormalized(3, K, 273)
+    mult = snb.sinkhorn_relaxed(h, y, M, 20.0, 2.0, 0.5, method="multiplicative", tol=1e-11)
+    log = snb.sinkhorn_relaxed(h, y, M, 20.0, 2.0, 0.5, method="log", tol=1e-11)
+    assert np.all(log.converged) and np.all(mult.converged)
+    np.testing.assert_array_equal(log.n_iter, mult.n_iter)
+    np.testing.assert_allclose(log.loss, mult.loss, rtol=1e-10)
+    np.testing.assert_allclose(log.grad, mult.grad, rtol=1e-8, atol=1e-10)

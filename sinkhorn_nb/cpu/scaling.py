@@ -174,8 +174,9 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, log_s, log_t, exp_s, exp_t,
                 lse[j] = _log_sum_exp_row(lt, sup_q, C_p[j], lam)
             if it == max_iter or (tol > 0 and it > 0 and it % check_every == 0):
                 e = 0.0
-                for j in sup_p:
-                    e += abs(np.exp(ls[j] + lse[j]) - p[r, j])
+                for j in sup_p:   # |s - s+| (G t)_j in the log domain
+                    e += abs(np.exp(ls[j] + lse[j])
+                             - np.exp(exp_s * np.log(p[r, j]) + (1.0 - exp_s) * lse[j]))
                 e = e / mass
                 if it == max_iter or e < tol or not np.isfinite(e):
                     break
