@@ -59,6 +59,18 @@ class GibbsKernel:
     def n_labels(self):
         return self.M.shape[0]
 
+    def on_device(self):
+        """Device copies of the arrays (built once; needs numba-cuda)."""
+        if getattr(self, "_device", None) is None:
+            from .cuda.paths import DeviceGibbsKernel
+            self._device = DeviceGibbsKernel(self)
+        return self._device
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_device", None)   # device memory does not pickle
+        return state
+
     def multiplicative_is_safe(self):
         """True when ``lam * max(M)`` is within :data:`MULTIPLICATIVE_LIMIT`."""
         return self.lam_max_m <= MULTIPLICATIVE_LIMIT[self.dtype]

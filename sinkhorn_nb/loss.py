@@ -3,11 +3,8 @@ import numpy as np
 
 from .device import resolve_device
 from .gibbs import GibbsKernel
-from .result import warn_if_not_converged
-from .transport import (check_method, default_tol, solve_balanced, solve_relaxed)
-from .validation import (as_real_array, check_balanced_masses, check_ground_metric,
-                         check_iteration_args, check_measures, check_positive_scalar,
-                         compute_dtype)
+from .dispatch import check_method, run
+from .validation import check_ground_metric, check_iteration_args, check_positive_scalar
 
 VARIANTS = ("balanced", "relaxed")
 
@@ -77,23 +74,14 @@ class WassersteinLoss:
     def solve(self, h, y, init=None):
         """Full :class:`SinkhornResult` for ``(h, y)`` (validated like :func:`sinkhorn`).
 
+        The compute dtype follows ``h`` and ``y`` (float32 when both are).
         ``init = (u, v)``, two arrays shaped like ``h`` (for instance the ``u`` and
         ``v`` of an earlier result on nearby inputs), warm-starts the iteration.
         """
-        dtype = compute_dtype(as_real_array(h, "h"), as_real_array(y, "y"))
-        kernel = self.kernel(dtype)   # the metric follows the dtype of h and y
-        h2, y2, _, was_1d = check_measures(h, y, kernel.M)
-        tol = default_tol(self.tol, dtype)
-        if self.variant == "balanced":
-            h2, y2 = check_balanced_masses(h2, y2, self.renormalize)
-            result = solve_balanced(h2, y2, kernel, self.max_iter, tol, self.check_every,
-                                    self.method, self.device, init)
-        else:
-            result = solve_relaxed(h2, y2, kernel, self.gamma_a, self.gamma_b,
-                                   self.max_iter, tol, self.check_every, self.method,
-                                   self.device, init)
-        warn_if_not_converged(result.converged, tol, self.max_iter, "WassersteinLoss")
-        return result.squeeze() if was_1d else result
+        return run(self.variant, h, y, self.M, self.kernel, gammas=(self.gamma_a, self.gamma_b),
+                   max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
+                   method=self.method, renormalize=self.renormalize, device=self.device,
+                   init=init, metric_sets_dtype=False, what="WassersteinLoss")
 
     def __call__(self, h, y):
         """Return ``(value, grad)``: per-row values (scalar for 1-D input) and

@@ -1,77 +1,10 @@
 """Public Sinkhorn solvers: :func:`sinkhorn` and :func:`sinkhorn_relaxed`."""
 import numpy as np
 
-from .cpu.balanced import sinkhorn_balanced as cpu_balanced
-from .cpu.relaxed import sinkhorn_relaxed as cpu_relaxed
-from .cpu.scaling import CONVERGED
 from .device import resolve_device
+from .dispatch import check_method, run
 from .gibbs import GibbsKernel
-from .result import SinkhornResult, scalings_from_logs, warn_if_not_converged
-from .validation import (check_balanced_masses, check_iteration_args, check_measures,
-                         check_positive_scalar)
-
-METHODS = ("auto", "multiplicative", "log")
-#: Default tolerance on the relative marginal error, per compute dtype.
-DEFAULT_TOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-5}
-
-
-def check_method(method):
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return method
-
-
-def default_tol(tol, dtype):
-    return DEFAULT_TOL[np.dtype(dtype)] if tol is None else float(tol)
-
-
-def _result(loss, grad, state, dtype, balance_gauge):
-    u, v = scalings_from_logs(state.log_u, state.log_v, dtype, balance_gauge)
-    return SinkhornResult(
-        loss=loss.astype(dtype), grad=grad.astype(dtype),
-        transport_cost=state.cost.astype(dtype), n_iter=state.n_iter.copy(),
-        err=state.err.astype(dtype), converged=state.status == CONVERGED, u=u, v=v)
-
-
-def _initial_scalings(init, shape, dtype):
-    """``(u0, v0)`` from ``init`` (a pair of arrays of ``shape``), or ``(None, None)``."""
-    if init is None:
-        return None, None
-    u0, v0 = (np.ascontiguousarray(a, dtype=dtype) for a in init)
-    if u0.shape != shape or v0.shape != shape:
-        raise ValueError(f"init must be two arrays of shape {shape}, got {u0.shape} "
-                         f"and {v0.shape}")
-    if not (np.all(np.isfinite(u0)) and np.all(np.isfinite(v0))
-            and np.all(u0 >= 0) and np.all(v0 >= 0)):
-        raise ValueError("init scalings must be finite and non-negative")
-    return u0, v0
-
-
-def solve_balanced(h, y, kernel, max_iter, tol, check_every, method, device, init=None):
-    """Balanced solve on validated 2-D inputs (no checks); returns a SinkhornResult.
-
-    ``init = (u0, v0)`` warm-starts the iteration (e.g. from a previous result)."""
-    if device == "cuda":
-        from .cuda.balanced import sinkhorn_balanced as cuda_balanced
-        return cuda_balanced(h, y, kernel, max_iter, tol, check_every, method)
-    u0, v0 = _initial_scalings(init, h.shape, h.dtype)
-    loss, grad, state = cpu_balanced(h, y, kernel, max_iter, tol, check_every, method,
-                                     u0, v0)
-    return _result(loss, grad, state, h.dtype, balance_gauge=True)
-
-
-def solve_relaxed(h, y, kernel, gamma_a, gamma_b, max_iter, tol, check_every, method,
-                  device, init=None):
-    """Relaxed solve on validated 2-D inputs (no checks); returns a SinkhornResult."""
-    if device == "cuda":
-        from .cuda.relaxed import sinkhorn_relaxed as cuda_relaxed
-        return cuda_relaxed(h, y, kernel, gamma_a, gamma_b, max_iter, tol, check_every,
-                            method)
-    u0, v0 = _initial_scalings(init, h.shape, h.dtype)
-    loss, grad, state = cpu_relaxed(h, y, kernel, gamma_a, gamma_b, max_iter, tol,
-                                    check_every, method, u0, v0)
-    return _result(loss, grad, state, h.dtype, balance_gauge=False)
-
+from .validation import check_ground_metric, check_iteration_args, check_positive_scalar
 
 def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="auto",
              renormalize=False, device="cpu"):
@@ -176,17 +109,14 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
     >>> bool(r.converged)
     True
     """
-    h2, y2, M2, was_1d = check_measures(h, y, M)
+    M = _as_metric(M)
     lam = check_positive_scalar(lam, "lam")
     max_iter, tol, check_every = check_iteration_args(max_iter, tol, check_every)
     check_method(method)
     device = resolve_device(device)
-    h2, y2 = check_balanced_masses(h2, y2, renormalize)
-    tol = default_tol(tol, h2.dtype)
-    kernel = GibbsKernel(M2, lam, h2.dtype)
-    result = solve_balanced(h2, y2, kernel, max_iter, tol, check_every, method, device)
-    warn_if_not_converged(result.converged, tol, max_iter, "sinkhorn")
-    return result.squeeze() if was_1d else result
+    return run("balanced", h, y, M, lambda dtype: GibbsKernel(M, lam, dtype),
+               max_iter=max_iter, tol=tol, check_every=check_every, method=method,
+               renormalize=renormalize, device=device, what="sinkhorn")
 
 
 def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, tol=None,
@@ -263,16 +193,18 @@ def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, t
     >>> bool(r.loss > 0)
     True
     """
-    h2, y2, M2, was_1d = check_measures(h, y, M)
+    M = _as_metric(M)
     lam = check_positive_scalar(lam, "lam")
-    gamma_a = check_positive_scalar(gamma_a, "gamma_a")
-    gamma_b = check_positive_scalar(gamma_b, "gamma_b")
+    gammas = (check_positive_scalar(gamma_a, "gamma_a"), check_positive_scalar(gamma_b, "gamma_b"))
     max_iter, tol, check_every = check_iteration_args(max_iter, tol, check_every)
     check_method(method)
     device = resolve_device(device)
-    tol = default_tol(tol, h2.dtype)
-    kernel = GibbsKernel(M2, lam, h2.dtype)
-    result = solve_relaxed(h2, y2, kernel, gamma_a, gamma_b, max_iter, tol, check_every,
-                           method, device)
-    warn_if_not_converged(result.converged, tol, max_iter, "sinkhorn_relaxed")
-    return result.squeeze() if was_1d else result
+    return run("relaxed", h, y, M, lambda dtype: GibbsKernel(M, lam, dtype), gammas=gammas,
+               max_iter=max_iter, tol=tol, check_every=check_every, method=method,
+               device=device, what="sinkhorn_relaxed")
+
+
+def _as_metric(M):
+    """The validated metric as a float array (float32 kept, others float64)."""
+    M = check_ground_metric(M)
+    return M if M.dtype in (np.float32, np.float64) else M.astype(np.float64)

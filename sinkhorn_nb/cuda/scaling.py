@@ -1,0 +1,414 @@
+"""``@cuda.jit`` kernels for both variants (mirrors :mod:`sinkhorn_nb.cpu.scaling`).
+
+Kernels are built per ``(tile, block, dtype)`` by :func:`kernels`: ``tile`` is the
+edge of the shared-memory tiles of the batched products, ``block`` the threads of
+the one-block-per-row reductions (a power of two).  Small values let the CUDA
+simulator run several blocks; a real GPU uses 16/32 and 128/256.
+
+Roles follow the CPU module: a half-update computes ``A = t @ K_p`` (or its
+log-domain analogue ``lse``), optionally the per-row error, then
+``s = (p / A) ** e_s``.  Rows are masked, not compacted: a row whose error is
+below ``tol`` is switched off in ``active`` and every kernel skips it (the
+product kernel skips whole tiles of inactive rows).
+"""
+import functools
+import math
+
+import numba
+from numba import cuda
+
+CONVERGED, MAX_ITER, FAILED = 0, 1, 2
+
+
+def kernel_sources(tile, block, dtype):
+    """Python functions of every kernel (for ``cuda.jit`` and ``compile_ptx``)."""
+    nb_dtype = numba.from_dtype(dtype)
+
+    @cuda.jit(device=True)
+    def block_sum(buf, value):
+        tid = cuda.threadIdx.x
+        buf[tid] = value
+        cuda.syncthreads()
+        stride = block // 2
+        while stride > 0:
+            if tid < stride:
+                buf[tid] += buf[tid + stride]
+            cuda.syncthreads()
+            stride //= 2
+        total = buf[0]
+        cuda.syncthreads()
+        return total
+
+    @cuda.jit(device=True)
+    def scaled_ratio(p, a, exponent):
+        if p == 0:
+            return 0.0
+        ratio = p / a
+        if exponent == 1.0:
+            return ratio
+        return ratio ** exponent
+
+    def matmul_rows(T, Kmat, out, active):
+        """``out[r] = T[r] @ Kmat`` for tiles holding an active row (shared-memory tiles)."""
+        tT = cuda.shared.array((tile, tile), dtype=nb_dtype)
+        tK = cuda.shared.array((tile, tile), dtype=nb_dtype)
+        n, K = T.shape
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        row0 = cuda.blockIdx.y * tile
+        any_active = 0
+        for k in range(tile):
+            if row0 + k < n and active[row0 + k] != 0:
+                any_active = 1
+        if any_active == 0:
+            return
+        row = row0 + ty
+        col = cuda.blockIdx.x * tile + tx
+        acc = 0.0
+        for start in range(0, K, tile):
+            if row < n and start + tx < K:
+                tT[ty, tx] = T[row, start + tx]
+            else:
+                tT[ty, tx] = 0.0
+            if start + ty < K and col < K:
+                tK[ty, tx] = Kmat[start + ty, col]
+            else:
+                tK[ty, tx] = 0.0
+            cuda.syncthreads()
+            for k in range(tile):
+                acc += tT[ty, k] * tK[k, tx]
+            cuda.syncthreads()
+        if row < n and col < K:
+            out[row, col] = acc
+
+    def update_scaling(P, A, S, exponent, active):
+        """``S = (P / A) ** exponent`` on active rows (one thread per entry)."""
+        idx = cuda.grid(1)
+        n, K = P.shape
+        if idx < n * K:
+            r = idx // K
+            j = idx - r * K
+            if active[r] != 0:
+                S[r, j] = scaled_ratio(P[r, j], A[r, j], exponent)
+
+    def row_errors(P, A, S, exponent, is_log, mass, it, tol, final, active, n_iter, err,
+                   status, n_active):
+        """Per-row relative error ``sum |s - s+| A / sum p``; switch off finished rows.
+
+        With ``is_log`` the arrays hold logs (``S = log s``, ``A = lse``).  Counts the
+        rows still active into ``n_active[0]``.  One block per row.
+        """
+        buf = cuda.shared.array(block, dtype=numba.float64)
+        r = cuda.blockIdx.x
+        if r >= P.shape[0] or active[r] == 0:
+            return
+        K = P.shape[1]
+        part = 0.0
+        for j in range(cuda.threadIdx.x, K, block):
+            p = P[r, j]
+            if is_log:
+                if p > 0:
+                    part += abs(math.exp(S[r, j] + A[r, j])
+                                - math.exp(exponent * math.log(p) + (1.0 - exponent) * A[r, j]))
+            else:
+                part += abs(S[r, j] - scaled_ratio(p, A[r, j], exponent)) * A[r, j]
+        total = block_sum(buf, part)
+        if cuda.threadIdx.x == 0:
+            e = total / mass[r]
+            finite = not (math.isnan(e) or math.isinf(e))
+            if final or e < tol or not finite:
+                active[r] = 0
+                n_iter[r] = it
+                err[r] = e
+                if e < tol:
+                    status[r] = CONVERGED
+                elif finite:
+                    status[r] = MAX_ITER
+                else:
+                    status[r] = FAILED
+            else:
+                cuda.atomic.add(n_active, 0, 1)
+
+    def log_lse(T_log, C, lam, out, active):
+        """``out[r, j] = log sum_i exp(T_log[r, i] - lam C[j, i] - 1)`` (one thread per entry)."""
+        idx = cuda.grid(1)
+        n, K = T_log.shape
+        if idx < n * K:
+            r = idx // K
+            j = idx - r * K
+            if active[r] != 0:
+                top = -math.inf
+                for i in range(K):
+                    x = T_log[r, i] - lam * C[j, i]
+                    if x > top:
+                        top = x
+                if top == -math.inf:
+                    out[r, j] = -math.inf
+                else:
+                    acc = 0.0
+                    for i in range(K):
+                        acc += math.exp(T_log[r, i] - lam * C[j, i] - top)
+                    out[r, j] = top + math.log(acc) - 1.0
+
+    def log_update(P, lse, S_log, exponent, active):
+        """``S_log = exponent * (log P - lse)``, ``-inf`` where ``P = 0``."""
+        idx = cuda.grid(1)
+        n, K = P.shape
+        if idx < n * K:
+            r = idx // K
+            j = idx - r * K
+            if active[r] != 0:
+                p = P[r, j]
+                S_log[r, j] = exponent * (math.log(p) - lse[r, j]) if p > 0 else -math.inf
+
+    def logs_of_scalings(u, v, Gv, GTu, GMv, rows, log_u, log_v, lse_row, lse_col, cost):
+        """Log-domain pieces from the multiplicative solution, for rows with
+        ``rows[r] != 0`` (one block per row)."""
+        buf = cuda.shared.array(block, dtype=numba.float64)
+        r = cuda.blockIdx.x
+        if r >= u.shape[0] or rows[r] == 0:
+            return
+        part = 0.0
+        for j in range(cuda.threadIdx.x, u.shape[1], block):
+            log_u[r, j] = math.log(u[r, j]) if u[r, j] > 0 else -math.inf
+            log_v[r, j] = math.log(v[r, j]) if v[r, j] > 0 else -math.inf
+            lse_row[r, j] = math.log(Gv[r, j]) if Gv[r, j] > 0 else -math.inf
+            lse_col[r, j] = math.log(GTu[r, j]) if GTu[r, j] > 0 else -math.inf
+            part += u[r, j] * GMv[r, j]
+        total = block_sum(buf, part)
+        if cuda.threadIdx.x == 0:
+            cost[r] = total
+
+    def log_cost(log_u, log_v, M, lam, rows, cost):
+        """``cost[r] = <T, M>`` from log-scalings, rows with ``rows[r] != 0``."""
+        buf = cuda.shared.array(block, dtype=numba.float64)
+        r = cuda.blockIdx.x
+        if r >= log_u.shape[0] or rows[r] == 0:
+            return
+        K = log_u.shape[1]
+        part = 0.0
+        for i in range(cuda.threadIdx.x, K, block):
+            if log_u[r, i] > -math.inf:
+                for j in range(K):
+                    if log_v[r, j] > -math.inf:
+                        part += math.exp(log_u[r, i] + log_v[r, j] - lam * M[i, j] - 1.0) * M[i, j]
+        total = block_sum(buf, part)
+        if cuda.threadIdx.x == 0:
+            cost[r] = total
+
+
+    def prepare_rows(h, y, balanced, lam, M, mass, active, log_u, log_v, lse_row, lse_col,
+                     cost, n_iter, err, status):
+        """Per row: the mass of the first-updated side, and the closed forms.
+
+        Balanced rows whose target has one non-zero get ``T = h e_j^T``; relaxed rows
+        where ``h`` or ``y`` is empty get ``T = 0``.  Those rows start inactive.
+        One block per row.
+        """
+        buf = cuda.shared.array(block, dtype=numba.float64)
+        r = cuda.blockIdx.x
+        if r >= h.shape[0]:
+            return
+        K = h.shape[1]
+        mh = 0.0
+        my = 0.0
+        nnz = 0.0
+        last = 0.0
+        for j in range(cuda.threadIdx.x, K, block):
+            mh += h[r, j]
+            my += y[r, j]
+            if y[r, j] > 0:
+                nnz += 1.0
+                last = j + 1.0
+        mh = block_sum(buf, mh)
+        my = block_sum(buf, my)
+        nnz = block_sum(buf, nnz)
+        col = int(block_sum(buf, last if nnz == 1.0 else 0.0)) - 1
+        special = (balanced and nnz == 1.0) or ((not balanced) and (mh == 0 or my == 0))
+        for j in range(cuda.threadIdx.x, K, block):
+            if special and balanced:
+                lse_row[r, j] = -lam * M[j, col] - 1.0
+                log_u[r, j] = math.log(h[r, j]) - lse_row[r, j] if h[r, j] > 0 else -math.inf
+                log_v[r, j] = 0.0 if j == col else -math.inf
+                lse_col[r, j] = math.log(mh) if j == col else 0.0
+            elif special:
+                log_u[r, j] = -math.inf
+                log_v[r, j] = -math.inf
+                lse_row[r, j] = -math.inf
+                lse_col[r, j] = -math.inf
+        part = 0.0
+        if special and balanced:
+            for i in range(cuda.threadIdx.x, K, block):
+                part += h[r, i] * M[i, col]
+        part = block_sum(buf, part)
+        if cuda.threadIdx.x == 0:
+            mass[r] = my if balanced else mh
+            active[r] = 0 if special else 1
+            if special:
+                cost[r] = part
+                n_iter[r] = 0
+                err[r] = 0.0
+                status[r] = CONVERGED
+
+    def flag_failures(h, y, log_u, log_v, lse_row, lse_col, cost, status, rows, redo):
+        """``redo[r] = 1`` where the multiplicative solve over/underflowed."""
+        buf = cuda.shared.array(block, dtype=numba.float64)
+        r = cuda.blockIdx.x
+        if r >= h.shape[0] or rows[r] == 0:
+            return
+        bad = 0.0
+        for j in range(cuda.threadIdx.x, h.shape[1], block):
+            if h[r, j] > 0 and (math.isinf(log_u[r, j]) or math.isnan(log_u[r, j])):
+                bad = 1.0
+            if y[r, j] > 0 and (math.isinf(log_v[r, j]) or math.isnan(log_v[r, j])
+                                or math.isinf(lse_col[r, j]) or math.isnan(lse_col[r, j])):
+                bad = 1.0
+            if math.isinf(lse_row[r, j]) or math.isnan(lse_row[r, j]):
+                bad = 1.0
+        bad = block_sum(buf, bad)
+        if cuda.threadIdx.x == 0:
+            c = cost[r]
+            if bad > 0 or status[r] == FAILED or math.isnan(c) or math.isinf(c):
+                redo[r] = 1
+            else:
+                redo[r] = 0
+
+    def init_log_scalings(p, q, s_log, t_log, rows):
+        """Log-domain start ``s = t = 1`` on the supports, ``-inf`` elsewhere."""
+        idx = cuda.grid(1)
+        n, K = p.shape
+        if idx < n * K:
+            r = idx // K
+            j = idx - r * K
+            if rows[r] != 0:
+                s_log[r, j] = 0.0 if p[r, j] > 0 else -math.inf
+                t_log[r, j] = 0.0 if q[r, j] > 0 else -math.inf
+
+    def balanced_outputs(h, y, log_u, log_v, lse_row, lam, loss, grad):
+        """Dual value and centred gradient (see :func:`sinkhorn_nb.cpu.balanced.balanced_outputs`)."""
+        buf = cuda.shared.array(block, dtype=numba.float64)
+        r = cuda.blockIdx.x
+        if r >= h.shape[0]:
+            return
+        K = h.shape[1]
+        total = 0.0
+        dual = 0.0
+        alpha_sum = 0.0
+        for j in range(cuda.threadIdx.x, K, block):
+            if h[r, j] > 0:
+                total += math.exp(log_u[r, j] + lse_row[r, j])
+                dual += h[r, j] * log_u[r, j]
+                alpha_sum += log_u[r, j]
+            else:
+                alpha_sum -= lse_row[r, j]
+            if y[r, j] > 0:
+                dual += y[r, j] * log_v[r, j]
+        total = block_sum(buf, total)
+        dual = block_sum(buf, dual)
+        mean = block_sum(buf, alpha_sum) / K
+        for j in range(cuda.threadIdx.x, K, block):
+            a = log_u[r, j] if h[r, j] > 0 else -lse_row[r, j]
+            grad[r, j] = (a - mean) / lam
+        if cuda.threadIdx.x == 0:
+            loss[r] = (dual - total) / lam
+
+    def relaxed_outputs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_b,
+                        loss, grad):
+        """Objective and gradient (see :func:`sinkhorn_nb.cpu.relaxed.relaxed_outputs`)."""
+        buf = cuda.shared.array(block, dtype=numba.float64)
+        r = cuda.blockIdx.x
+        if r >= h.shape[0]:
+            return
+        K = h.shape[1]
+        ent = 0.0
+        kl_a = 0.0
+        kl_b = 0.0
+        for j in range(cuda.threadIdx.x, K, block):
+            row = math.exp(log_u[r, j] + lse_row[r, j]) if h[r, j] > 0 else 0.0
+            col = math.exp(log_v[r, j] + lse_col[r, j]) if y[r, j] > 0 else 0.0
+            if row > 0:
+                ent += row * log_u[r, j] - row
+                kl_a += row * (math.log(row) - math.log(h[r, j]))
+            if col > 0:
+                ent += col * log_v[r, j]
+                kl_b += col * (math.log(col) - math.log(y[r, j]))
+            kl_a += h[r, j] - row
+            kl_b += y[r, j] - col
+            if h[r, j] > 0:
+                grad[r, j] = gamma_a * (1.0 - row / h[r, j])
+            else:
+                grad[r, j] = -math.inf
+        ent = block_sum(buf, ent)
+        kl_a = block_sum(buf, kl_a)
+        kl_b = block_sum(buf, kl_b)
+        if cuda.threadIdx.x == 0:
+            loss[r] = ent / lam + gamma_a * kl_a + gamma_b * kl_b
+
+    def exp_scalings(log_u, log_v, u, v):
+        """``u, v = exp(log_u), exp(log_v)`` in the output dtype."""
+        idx = cuda.grid(1)
+        n, K = log_u.shape
+        if idx < n * K:
+            r = idx // K
+            j = idx - r * K
+            u[r, j] = math.exp(log_u[r, j])
+            v[r, j] = math.exp(log_v[r, j])
+
+    def check_rows(h, y, flags, mass_h, mass_y):
+        """Validation of device inputs: bit 1/2 NaN-inf in h/y, 4/8 negative h/y."""
+        buf = cuda.shared.array(block, dtype=numba.float64)
+        r = cuda.blockIdx.x
+        if r >= h.shape[0]:
+            return
+        bad_h = 0.0
+        bad_y = 0.0
+        neg_h = 0.0
+        neg_y = 0.0
+        mh = 0.0
+        my = 0.0
+        for j in range(cuda.threadIdx.x, h.shape[1], block):
+            a = h[r, j]
+            b = y[r, j]
+            if math.isnan(a) or math.isinf(a):
+                bad_h = 1.0
+            elif a < 0:
+                neg_h = 1.0
+            if math.isnan(b) or math.isinf(b):
+                bad_y = 1.0
+            elif b < 0:
+                neg_y = 1.0
+            mh += a
+            my += b
+        bad_h = block_sum(buf, bad_h)
+        bad_y = block_sum(buf, bad_y)
+        neg_h = block_sum(buf, neg_h)
+        neg_y = block_sum(buf, neg_y)
+        mh = block_sum(buf, mh)
+        my = block_sum(buf, my)
+        if cuda.threadIdx.x == 0:
+            flags[r] = ((1 if bad_h > 0 else 0) + (2 if bad_y > 0 else 0)
+                        + (4 if neg_h > 0 else 0) + (8 if neg_y > 0 else 0))
+            mass_h[r] = mh
+            mass_y[r] = my
+
+    def scale_rows(x, factor, out):
+        """``out[r] = x[r] * factor[r]``."""
+        idx = cuda.grid(1)
+        n, K = x.shape
+        if idx < n * K:
+            r = idx // K
+            out[r, idx - r * K] = x[r, idx - r * K] * factor[r]
+
+    return dict(matmul_rows=matmul_rows, update_scaling=update_scaling,
+                row_errors=row_errors, log_lse=log_lse, log_update=log_update,
+                logs_of_scalings=logs_of_scalings, log_cost=log_cost,
+                prepare_rows=prepare_rows, flag_failures=flag_failures,
+                init_log_scalings=init_log_scalings, balanced_outputs=balanced_outputs,
+                relaxed_outputs=relaxed_outputs, exp_scalings=exp_scalings,
+                check_rows=check_rows, scale_rows=scale_rows)
+
+
+@functools.lru_cache(maxsize=None)
+def kernels(tile, block, dtype):
+    """Compiled (lazily, per signature) kernels for ``(tile, block, dtype)``."""
+    return {name: cuda.jit(fn) for name, fn in kernel_sources(tile, block, dtype).items()}
