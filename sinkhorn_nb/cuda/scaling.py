@@ -21,7 +21,8 @@ CONVERGED, MAX_ITER, FAILED = 0, 1, 2
 
 
 def kernel_sources(tile, block, dtype):
-    """Python functions of every kernel (for ``cuda.jit`` and ``compile_ptx``)."""
+    """Python functions of every kernel (for ``cuda.jit`` and ``compile_ptx``).
+    """
     nb_dtype = numba.from_dtype(dtype)
 
     @cuda.jit(device=True)

@@ -1,0 +1,142 @@
+"""CUDA drivers against the CPU path (simulator or real GPU)."""
+import sys
+import pathlib
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))
+import sinkhorn_nb as snb  # noqa: E402
+from conftest import TEST_LAUNCH, needs_cuda  # noqa: E402
+from sinkhorn_nb.gibbs import GibbsKernel  # noqa: E402
+
+pytestmark = needs_cuda
+
+
+def _problem(kind, n, K, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    M = snb.ground_metric.from_points(rng.normal(size=(K, 2)))
+    h = rng.dirichlet(np.ones(K), size=n)
+    if kind == "dense":
+        y = rng.dirichlet(np.ones(K), size=n)
+    else:
+        y = np.zeros((n, K))
+        for r in range(n):
+            s = 1 if (kind == "onehot" or r == 0) else 3
+            idx = rng.choice(K, size=s, replace=False)
+            y[r, idx] = rng.dirichlet(np.ones(s))
+    return h.astype(dtype), y.astype(dtype), M.astype(dtype)
+
+
+def _run(variant, h, y, M, lam, method="auto", tol=1e-10, max_iter=2000, gammas=(2.0, 0.5)):
+    from numba import cuda
+    from sinkhorn_nb.cuda import sinkhorn_balanced, sinkhorn_relaxed
+    from sinkhorn_nb.cuda.results import to_host
+    kernel = GibbsKernel(M, lam, h.dtype).on_device()
+    hd, yd = cuda.to_device(h), cuda.to_device(y)
+    if variant == "balanced":
+        out = sinkhorn_balanced(hd, yd, kernel, max_iter, tol, 5, method, launch=TEST_LAUNCH)
+    else:
+        out = sinkhorn_relaxed(hd, yd, kernel, *gammas, max_iter, tol, 5, method,
+                               launch=TEST_LAUNCH)
+    return to_host(out)
+
+
+def _cpu(variant, h, y, M, lam, method="auto", tol=1e-10, max_iter=2000, gammas=(2.0, 0.5)):
+    if variant == "balanced":
+        return snb.sinkhorn(h, y, M, lam, method=method, tol=tol, max_iter=max_iter,
+                            check_every=5)
+    return snb.sinkhorn_relaxed(h, y, M, lam, *gammas, method=method, tol=tol,
+                                max_iter=max_iter, check_every=5)
+
+
+@pytest.mark.parametrize("variant", ["balanced", "relaxed"])
+@pytest.mark.parametrize("kind", ["dense", "sparse", "onehot"])
+@pytest.mark.parametrize("method", ["auto", "log"])
+def test_float64_parity(variant, kind, method):
+    h, y, M = _problem(kind, 6, 10, 1)
+    gpu = _run(variant, h, y, M, 8.0, method)
+    cpu = _cpu(variant, h, y, M, 8.0, method)
+    np.testing.assert_array_equal(gpu.n_iter, cpu.n_iter)
+    np.testing.assert_array_equal(gpu.converged, cpu.converged)
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-10, atol=1e-13)
+    g = np.isfinite(cpu.grad)
+    np.testing.assert_array_equal(np.isfinite(gpu.grad), g)
+    np.testing.assert_allclose(gpu.grad[g], cpu.grad[g], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gpu.transport_cost, cpu.transport_cost, rtol=1e-10, atol=1e-13)
+    if variant == "relaxed":   # (u, v) of the balanced variant is defined up to a gauge
+        np.testing.assert_allclose(gpu.u, cpu.u, rtol=1e-9)
+        np.testing.assert_allclose(gpu.v, cpu.v, rtol=1e-9)
+
+
+@pytest.mark.parametrize("variant", ["balanced", "relaxed"])
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_float32_parity(variant, kind):
+    h, y, M = _problem(kind, 5, 9, 2, np.float32)
+    gpu = _run(variant, h, y, M, 8.0, tol=1e-5)
+    cpu = _cpu(variant, h, y, M, 8.0, tol=1e-5)
+    assert gpu.loss.dtype == np.float32
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-5, atol=1e-6)
+    g = np.isfinite(cpu.grad)
+    np.testing.assert_allclose(gpu.grad[g], cpu.grad[g], rtol=1e-5, atol=1e-5)
+
+
+def test_large_lam_uses_log_domain_and_stays_finite():
+    h, y, M = _problem("dense", 3, 6, 3)
+    lam = 2000.0 / M.max()
+    gpu = _run("balanced", h, y, M, lam, max_iter=300, tol=0.0)
+    cpu = _cpu("balanced", h, y, M, lam, max_iter=300, tol=0.0)
+    assert np.all(np.isfinite(gpu.loss)) and np.all(np.isfinite(gpu.grad))
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-10)
+    np.testing.assert_allclose(gpu.grad, cpu.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_multiplicative_failure_falls_back_to_log_domain():
+    h, y, M = _problem("dense", 3, 6, 4)
+    lam = 3000.0 / M.max()          # the forced multiplicative path overflows
+    gpu = _run("balanced", h, y, M, lam, method="multiplicative", max_iter=200, tol=0.0)
+    cpu = _cpu("balanced", h, y, M, lam, method="log", max_iter=200, tol=0.0)
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-10)
+
+
+def test_public_api_with_host_and_device_arrays():
+    from numba import cuda
+    h, y, M = _problem("sparse", 4, 8, 5)
+    cpu = snb.sinkhorn(h, y, M, 6.0)
+    host = snb.sinkhorn(h, y, M, 6.0, device="cuda")
+    assert isinstance(host.loss, np.ndarray)
+    np.testing.assert_allclose(host.loss, cpu.loss, rtol=1e-10)
+    hd, yd = cuda.to_device(h), cuda.to_device(y)
+    dev = snb.sinkhorn(hd, yd, M, 6.0, device="cuda")
+    assert hasattr(dev.loss, "copy_to_host") and hasattr(dev.grad, "copy_to_host")
+    np.testing.assert_allclose(dev.loss.copy_to_host(), cpu.loss, rtol=1e-10)
+    np.testing.assert_array_equal(hd.copy_to_host(), h)           # not modified
+    rel = snb.sinkhorn_relaxed(hd, yd, M, 6.0, device="cuda")
+    np.testing.assert_allclose(rel.loss.copy_to_host(), snb.sinkhorn_relaxed(h, y, M, 6.0).loss,
+                               rtol=1e-10)
+
+
+def test_device_input_validation():
+    from numba import cuda
+    h, y, M = _problem("dense", 3, 5, 6)
+    bad = h.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="h contains NaN"):
+        snb.sinkhorn(cuda.to_device(bad), cuda.to_device(y), M, 5.0, device="cuda")
+    with pytest.raises(ValueError, match="equal total mass"):
+        snb.sinkhorn(cuda.to_device(h), cuda.to_device(2 * y), M, 5.0, device="cuda")
+    with pytest.raises(ValueError, match="M has shape"):
+        snb.sinkhorn(cuda.to_device(h), cuda.to_device(y), M[:4, :4], 5.0, device="cuda")
+    with pytest.raises(TypeError, match="device array"):
+        snb.sinkhorn(cuda.to_device(h), cuda.to_device(y), M, 5.0, device="cpu")
+
+
+def test_wasserstein_loss_keeps_kernel_on_device():
+    h, y, M = _problem("dense", 3, 7, 7)
+    loss = snb.WassersteinLoss(M, 5.0, variant="relaxed", device="cuda")
+    v1, g1 = loss(h, y)
+    device_kernel = loss.kernel(np.float64).on_device()
+    v2, _ = loss(h, y)
+    assert loss.kernel(np.float64).on_device() is device_kernel
+    np.testing.assert_array_equal(v1, v2)
+    np.testing.assert_allclose(v1, snb.sinkhorn_relaxed(h, y, M, 5.0).loss, rtol=1e-10)
