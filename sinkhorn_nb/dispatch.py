@@ -103,4 +103,7 @@ def run(variant, h, y, M, kernel_for, *, gammas=(1.0, 1.0), max_iter, tol, check
 
 
 def _is_device_array(x):
-    return hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray)
+    """CUDA array interface objects (CuPy, ...) and Numba device arrays (also the
+    simulator's, which have ``copy_to_host`` but no interface)."""
+    return not isinstance(x, np.ndarray) and (hasattr(x, "__cuda_array_interface__")
+                                              or hasattr(x, "copy_to_host"))

@@ -21,7 +21,8 @@ def as_real_array(x, name):
     TypeError
         If ``x`` is not numeric (strings, objects, complex numbers).
     """
-    if hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray):
+    if not isinstance(x, np.ndarray) and (hasattr(x, "__cuda_array_interface__")
+                                          or hasattr(x, "copy_to_host")):
         raise TypeError(
             f"{name} is a device array; pass device='cuda' to keep it on the GPU "
             "or copy it to the host first")

@@ -6,21 +6,15 @@ from ..validation import BALANCED_MASS_RTOL
 from .paths import Launcher
 
 
-def is_device_array(x):
-    """True for Numba device arrays and any ``__cuda_array_interface__`` object (CuPy)."""
-    return hasattr(x, "__cuda_array_interface__") and not isinstance(x, np.ndarray)
-
-
 def as_device_pair(h, y):
     """View two device arrays as 2-D Numba device arrays of one float dtype."""
-    h = cuda.as_cuda_array(h)
-    y = cuda.as_cuda_array(y)
+    h, y = _as_numba(h), _as_numba(y)
     for name, arr in (("h", h), ("y", y)):
         if arr.dtype not in (np.float32, np.float64):
             raise TypeError(f"{name} on the device must be float32 or float64, got {arr.dtype}")
         if arr.ndim not in (1, 2):
             raise ValueError(f"{name} must be 1-D (K,) or 2-D (n, K), got {arr.ndim} dimensions")
-        if not arr.is_c_contiguous():
+        if hasattr(arr, "is_c_contiguous") and not arr.is_c_contiguous():
             raise ValueError(f"{name} on the device must be C-contiguous")
     if h.shape != y.shape:
         raise ValueError(f"h and y must have the same shape, got {h.shape} and {y.shape}")
@@ -33,6 +27,13 @@ def as_device_pair(h, y):
     if h.shape[0] == 0:
         raise ValueError("h and y are an empty batch (0 rows)")
     return h, y, was_1d
+
+
+def _as_numba(x):
+    """A Numba device array view of ``x`` (no copy)."""
+    if hasattr(x, "copy_to_host"):          # already a Numba (or simulator) array
+        return x
+    return cuda.as_cuda_array(x)
 
 
 def check_device_measures(h, y, balanced, renormalize, launch):

@@ -352,8 +352,10 @@ def kernel_sources(tile, block, dtype):
         if idx < n * K:
             r = idx // K
             j = idx - r * K
-            u[r, j] = math.exp(log_u[r, j])
-            v[r, j] = math.exp(log_v[r, j])
+            lu = log_u[r, j]
+            lv = log_v[r, j]
+            u[r, j] = math.exp(lu) if lu < 709.0 else math.inf   # the simulator's
+            v[r, j] = math.exp(lv) if lv < 709.0 else math.inf   # math.exp raises
 
     def check_rows(h, y, flags, mass_h, mass_y):
         """Validation of device inputs: bit 1/2 NaN-inf in h/y, 4/8 negative h/y."""

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("numba_cuda")
-from conftest_ptx import signatures  # noqa: E402
-from conftest import needs_ptx  # noqa: E402
+from cuda_modes import HAS_CUDA, needs_ptx  # noqa: E402
+from ptx_signatures import signatures  # noqa: E402
 
 pytestmark = needs_ptx
 
@@ -20,7 +20,6 @@ def target_sm90_without_a_driver(monkeypatch):
     from types import SimpleNamespace
 
     from numba.cuda import dispatcher
-    from conftest import HAS_CUDA
     if not HAS_CUDA:
         monkeypatch.setattr(dispatcher, "get_current_device",
                             lambda: SimpleNamespace(compute_capability=(9, 0)))

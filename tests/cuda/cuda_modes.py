@@ -1,4 +1,4 @@
-"""CUDA test modes.
+"""CUDA test modes (imported by the CUDA test modules).
 
 * ``NUMBA_ENABLE_CUDASIM=1``: kernels run on Numba's CUDA simulator (set before
   Numba is imported, so in its own pytest run: ``.ci/run`` does this).

@@ -1,0 +1,1 @@
+"""asv benchmarks for sinkhorn_nb (``asv run --python=same``)."""

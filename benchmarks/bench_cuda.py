@@ -1,0 +1,45 @@
+"""CUDA benchmarks; every suite skips cleanly (NotImplementedError) without a GPU."""
+import time
+
+import numpy as np
+
+from .common import measures, metric
+
+
+def _require_gpu():
+    import os
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        raise NotImplementedError("CUDA simulator: no timings")
+    try:
+        from numba import cuda
+        if not cuda.is_available():
+            raise NotImplementedError("no CUDA GPU")
+    except ImportError:
+        raise NotImplementedError("numba-cuda is not installed") from None
+
+
+class CudaSolve:
+    """Wall-clock time of 20 device iterations (synchronized), versus K and dtype."""
+    params = ([1000, 4096], ["dense", "sparse"], ["float32", "float64"])
+    param_names = ["K", "target", "dtype"]
+
+    def setup(self, K, target, dtype):
+        _require_gpu()
+        from numba import cuda
+        from sinkhorn_nb.gibbs import GibbsKernel
+        self.kernel = GibbsKernel(metric(K).astype(dtype), 10.0, dtype).on_device()
+        h, y = measures(4096, K, target, dtype)
+        self.h, self.y = cuda.to_device(h), cuda.to_device(y)
+        self._solve(2)
+
+    def _solve(self, iters):
+        from numba import cuda
+        from sinkhorn_nb.cuda import sinkhorn_balanced
+        sinkhorn_balanced(self.h, self.y, self.kernel, iters, 0.0, 10, "auto")
+        cuda.synchronize()
+
+    def track_ms_per_iteration(self, K, target, dtype):
+        start = time.perf_counter()
+        self._solve(20)
+        return (time.perf_counter() - start) / 20 * 1e3
+    track_ms_per_iteration.unit = "ms"
