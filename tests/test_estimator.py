@@ -146,10 +146,13 @@ def test_sample_weight_equals_repetition(digits):
     X, y = X[:200], y[:200]
     w = np.ones(len(y))
     w[:50] = 2
-    a = snb.WassersteinClassifier("ordinal", max_iter=300, tol=1e-10).fit(X, y, sample_weight=w)
-    b = snb.WassersteinClassifier("ordinal", max_iter=300, tol=1e-10).fit(
-        np.vstack([X, X[:50]]), np.concatenate([y, y[:50]]))
-    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-4)
+    params = dict(ground_metric="ordinal", kl_weight=0.1, alpha=1e-2, max_iter=500, tol=1e-10)
+    a = snb.WassersteinClassifier(**params).fit(X, y, sample_weight=w)
+    b = snb.WassersteinClassifier(**params).fit(np.vstack([X, X[:50]]),
+                                                np.concatenate([y, y[:50]]))
+    # the same objective (weights normalized by their sum): same optimum
+    np.testing.assert_allclose(a.loss_curve_[-1], b.loss_curve_[-1], rtol=1e-7)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-3)
 
 
 def test_partial_fit(digits):
