@@ -1,8 +1,6 @@
 """CUDA benchmarks; every suite skips cleanly (NotImplementedError) without a GPU."""
 import time
 
-import numpy as np
-
 from .common import measures, metric
 
 

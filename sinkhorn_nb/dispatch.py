@@ -6,8 +6,8 @@ from .cpu.balanced import sinkhorn_balanced as cpu_balanced
 from .cpu.relaxed import sinkhorn_relaxed as cpu_relaxed
 from .cpu.scaling import CONVERGED
 from .result import SinkhornResult, scalings_from_logs, warn_if_not_converged
-from .validation import (as_real_array, check_balanced_masses, check_measures,
-                         compute_dtype)
+from .validation import (as_real_array, check_balanced_masses, check_pair, compute_dtype,
+                         is_device_array)
 
 METHODS = ("auto", "multiplicative", "log")
 #: Default tolerance on the relative marginal error, per compute dtype.
@@ -66,7 +66,7 @@ def run(variant, h, y, M, kernel_for, *, gammas=(1.0, 1.0), max_iter, tol, check
     inputs (``device="cuda"``) give device arrays.
     """
     balanced = variant == "balanced"
-    from_device = device == "cuda" and _is_device_array(h) and _is_device_array(y)
+    from_device = device == "cuda" and is_device_array(h) and is_device_array(y)
     if from_device:
         from .cuda.arrays import as_device_pair, check_device_measures
         from .cuda.paths import DEFAULT_LAUNCH
@@ -78,7 +78,7 @@ def run(variant, h, y, M, kernel_for, *, gammas=(1.0, 1.0), max_iter, tol, check
     else:
         arrays = [as_real_array(h, "h"), as_real_array(y, "y")]
         dtype = compute_dtype(*arrays, *([M] if metric_sets_dtype else []))
-        h2, y2, _, was_1d = check_measures(h, y, np.asarray(M).astype(dtype, copy=False))
+        h2, y2, was_1d = check_pair(h, y, M.shape, dtype)   # M was validated by the caller
         if balanced:
             h2, y2 = check_balanced_masses(h2, y2, renormalize)
     tol = DEFAULT_TOL[dtype] if tol is None else float(tol)
@@ -101,9 +101,3 @@ def run(variant, h, y, M, kernel_for, *, gammas=(1.0, 1.0), max_iter, tol, check
     warn_if_not_converged(converged, tol, max_iter, what)
     return result.squeeze() if was_1d else result
 
-
-def _is_device_array(x):
-    """CUDA array interface objects (CuPy, ...) and Numba device arrays (also the
-    simulator's, which have ``copy_to_host`` but no interface)."""
-    return not isinstance(x, np.ndarray) and (hasattr(x, "__cuda_array_interface__")
-                                              or hasattr(x, "copy_to_host"))

@@ -286,6 +286,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         self._init_model(labels, X.shape[1], rng)
         self._rng = rng
+        self._partial_objective = None
         objective = self._objective()
         start = time.perf_counter()
         if self.solver == "lbfgs":
@@ -302,10 +303,11 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         self._finish(objective)
         return self
 
-    def _finish(self, objective):
-        self.sinkhorn_iterations_ = objective.sinkhorn_iterations
-        if objective.not_converged:
-            warnings.warn(f"{objective.not_converged} Sinkhorn solves did not reach "
+    def _finish(self, objective, iterations_before=0, not_converged_before=0):
+        self.sinkhorn_iterations_ = objective.sinkhorn_iterations - iterations_before
+        not_converged = objective.not_converged - not_converged_before
+        if not_converged:
+            warnings.warn(f"{not_converged} Sinkhorn solves did not reach "
                           f"sinkhorn_tol={self.sinkhorn_tol} during training; consider a "
                           "larger sinkhorn_max_iter", ConvergenceWarning)
 
@@ -394,11 +396,13 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
             self._rng = check_random_state(self.random_state)
         else:
             X, T, _, w = self._prepare(X, y, sample_weight, reset=False, classes=self.classes_)
-        adam = self._adam
-        objective = self._objective()
-        self._adam = adam
+        if first or getattr(self, "_partial_objective", None) is None:
+            self._partial_objective = self._objective()   # Gibbs kernel kept across calls
+        objective = self._partial_objective
+        objective.scalings.clear()   # cached scalings are keyed by row within one call
+        before = objective.sinkhorn_iterations, objective.not_converged
         self._epoch(objective, X, T, w, self._rng, time.perf_counter())
-        self._finish(objective)
+        self._finish(objective, *before)
         return self
 
     # ------------------------------------------------------------- prediction

@@ -13,6 +13,13 @@ import numpy as np
 BALANCED_MASS_RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-4}
 
 
+def is_device_array(x):
+    """CUDA array interface objects (CuPy, ...) and Numba device arrays (also the
+    simulator's, which have ``copy_to_host`` but no interface)."""
+    return not isinstance(x, np.ndarray) and (hasattr(x, "__cuda_array_interface__")
+                                              or hasattr(x, "copy_to_host"))
+
+
 def as_real_array(x, name):
     """Return ``x`` as a NumPy array of a real numeric dtype.
 
@@ -21,8 +28,7 @@ def as_real_array(x, name):
     TypeError
         If ``x`` is not numeric (strings, objects, complex numbers).
     """
-    if not isinstance(x, np.ndarray) and (hasattr(x, "__cuda_array_interface__")
-                                          or hasattr(x, "copy_to_host")):
+    if is_device_array(x):
         raise TypeError(
             f"{name} is a device array; pass device='cuda' to keep it on the GPU "
             "or copy it to the host first")
@@ -95,6 +101,34 @@ def check_ground_metric(M, name="M"):
     return M
 
 
+def check_pair(h, y, metric_shape, dtype=None):
+    """Validate predictions and targets against an already validated metric.
+
+    Returns ``(h2, y2, was_1d)``: 2-D, C-contiguous, in ``dtype`` (default: the
+    compute dtype of ``h`` and ``y``), copies only when needed.
+    """
+    h = as_real_array(h, "h")
+    y = as_real_array(y, "y")
+    if h.ndim not in (1, 2):
+        raise ValueError(f"h must be 1-D (K,) or 2-D (n, K), got {h.ndim} dimensions")
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y must be 1-D (K,) or 2-D (n, K), got {y.ndim} dimensions")
+    if h.shape != y.shape:
+        raise ValueError(f"h and y must have the same shape, got {h.shape} and {y.shape}")
+    was_1d = h.ndim == 1
+    if was_1d:
+        h, y = h[None, :], y[None, :]
+    if h.shape[0] == 0:
+        raise ValueError("h and y are an empty batch (0 rows)")
+    if h.shape[1] != metric_shape[0]:
+        raise ValueError(
+            f"M has shape {metric_shape} but h and y have K={h.shape[1]} labels")
+    check_finite_nonnegative(h, "h")
+    check_finite_nonnegative(y, "y")
+    dtype = compute_dtype(h, y) if dtype is None else dtype
+    return np.ascontiguousarray(h, dtype=dtype), np.ascontiguousarray(y, dtype=dtype), was_1d
+
+
 def check_measures(h, y, M):
     """Validate a (prediction, target, ground metric) triple.
 
@@ -107,28 +141,10 @@ def check_measures(h, y, M):
     was_1d : bool
         True when ``h`` and ``y`` were vectors.
     """
-    h = as_real_array(h, "h")
-    y = as_real_array(y, "y")
     M = check_ground_metric(M)
-    if h.ndim not in (1, 2):
-        raise ValueError(f"h must be 1-D (K,) or 2-D (n, K), got {h.ndim} dimensions")
-    if y.ndim not in (1, 2):
-        raise ValueError(f"y must be 1-D (K,) or 2-D (n, K), got {y.ndim} dimensions")
-    if h.shape != y.shape:
-        raise ValueError(f"h and y must have the same shape, got {h.shape} and {y.shape}")
-    was_1d = h.ndim == 1
-    if was_1d:
-        h, y = h[None, :], y[None, :]
-    if h.shape[0] == 0:
-        raise ValueError("h and y are an empty batch (0 rows)")
-    if h.shape[1] != M.shape[0]:
-        raise ValueError(
-            f"M has shape {M.shape} but h and y have K={h.shape[1]} labels")
-    check_finite_nonnegative(h, "h")
-    check_finite_nonnegative(y, "y")
-    dtype = compute_dtype(h, y, M)
-    return (np.ascontiguousarray(h, dtype=dtype), np.ascontiguousarray(y, dtype=dtype),
-            np.ascontiguousarray(M, dtype=dtype), was_1d)
+    dtype = compute_dtype(as_real_array(h, "h"), as_real_array(y, "y"), M)
+    h2, y2, was_1d = check_pair(h, y, M.shape, dtype)
+    return h2, y2, np.ascontiguousarray(M, dtype=dtype), was_1d
 
 
 def check_balanced_masses(h, y, renormalize):
