@@ -58,31 +58,54 @@ class Solve:
 
 
 class SideBySide:
-    """n=256, K=1000, float64, 20 iterations: ours, NumPy batched, POT looped
-    (16 rows, scale by 16), and the two BLAS products of one iteration."""
-    def setup(self):
+    """n=256, K=1000, float64, 20 iterations on every side (tol=0): ours, POT looped
+    over 16 rows (multiply by 16 for the batch), a plain NumPy batched Sinkhorn with
+    one shared kernel, and the two BLAS products of one dense iteration x20 (the
+    bound).  ``benchmarks/fast_paths.py`` prints the same comparison as ratios."""
+    params = (["dense", "sparse", "onehot"], ["balanced", "relaxed"])
+    param_names = ["target", "variant"]
+    timeout = 300
+
+    def setup(self, target, variant):
         import sinkhorn_nb as snb
         self.M = metric(1000)
-        self.h, self.y = measures(256, 1000, "dense")
+        self.h, self.y = measures(256, 1000, target)
         self.G = np.exp(-10.0 * self.M - 1.0)
         self.GT = np.ascontiguousarray(self.G.T)
         self.out = np.empty_like(self.h)
-        snb.sinkhorn(self.h, self.y, self.M, 10.0, max_iter=2, tol=0.0)
+        self.solve = snb.sinkhorn if variant == "balanced" else snb.sinkhorn_relaxed
+        self.solve(self.h, self.y, self.M, 10.0, max_iter=2, tol=0.0)   # compile
 
-    def time_sinkhorn_nb(self):
-        import sinkhorn_nb as snb
-        snb.sinkhorn(self.h, self.y, self.M, 10.0, max_iter=20, tol=0.0)
+    def time_sinkhorn_nb(self, target, variant):
+        self.solve(self.h, self.y, self.M, 10.0, max_iter=20, tol=0.0)
 
-    def time_numpy_batched(self):
-        numpy_batched_sinkhorn(self.h, self.y, self.G, 20)
+    def time_pot_looped_16_rows(self, target, variant):
+        pot_looped(self.h[:16], self.y[:16], self.M, 10.0, n_iter=20, variant=variant)
 
-    def time_pot_looped_16_rows(self):
-        pot_looped(self.h[:16], self.y[:16], self.M, 10.0, n_iter=20)
+    def time_numpy_batched(self, target, variant):
+        exponents = (1.0, 1.0) if variant == "balanced" else (10.0 / 11.0, 10.0 / 11.0)
+        numpy_batched_sinkhorn(self.h, self.y, self.G, 20, exponents)
 
-    def time_blas_two_products_x20(self):
+    def time_blas_two_products_x20(self, target, variant):
         for _ in range(20):
             np.dot(self.h, self.G, self.out)
             np.dot(self.h, self.GT, self.out)
+
+
+class LossEngine:
+    """Repeated calls of one :class:`WassersteinLoss` (the kernel built once), as the
+    estimator makes them: n=256, K=1000, default tolerance, lam=10."""
+    params = (["dense", "sparse", "onehot"], ["float64", "float32"])
+    param_names = ["target", "dtype"]
+
+    def setup(self, target, dtype):
+        import sinkhorn_nb as snb
+        self.h, self.y = measures(256, 1000, target, dtype)
+        self.loss = snb.WassersteinLoss(metric(1000), lam=10.0)
+        self.loss(self.h, self.y)
+
+    def time_loss_and_gradient(self, target, dtype):
+        self.loss(self.h, self.y)
 
 
 class Estimator:

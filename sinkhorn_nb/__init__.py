@@ -5,13 +5,25 @@ finite label space with a known ground metric: smoothed (balanced) and relaxed
 (unbalanced) transport, their gradients, batched over rows sharing one metric.
 """
 from . import ground_metric, metrics
-from .estimator import WassersteinClassifier
 from .exact import exact_wasserstein
 from .loss import WassersteinLoss, softmax_backward
 from .result import SinkhornResult
 from .transport import sinkhorn, sinkhorn_relaxed
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # The estimator pulls in scikit-learn and scipy.optimize (over a second to
+    # import); load it on first use so that the kernels start fast.
+    if name == "WassersteinClassifier":
+        from .estimator import WassersteinClassifier
+        return WassersteinClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"WassersteinClassifier"})
 
 __all__ = ["sinkhorn", "sinkhorn_relaxed", "SinkhornResult", "WassersteinLoss",
            "WassersteinClassifier",

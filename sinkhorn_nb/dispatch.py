@@ -4,8 +4,8 @@ import numpy as np
 
 from .cpu.balanced import sinkhorn_balanced as cpu_balanced
 from .cpu.relaxed import sinkhorn_relaxed as cpu_relaxed
-from .cpu.scaling import CONVERGED
-from .result import SinkhornResult, scalings_from_logs, warn_if_not_converged
+from .cpu.scaling import CONVERGED, scalings_from_logs
+from .result import SinkhornResult, warn_if_not_converged
 from .validation import (as_real_array, check_balanced_masses, check_pair, compute_dtype,
                          is_device_array)
 
@@ -40,7 +40,9 @@ def _cpu_solve(balanced, h, y, kernel, gammas, controls, u0, v0):
     else:
         loss, grad, state = cpu_relaxed(h, y, kernel, *gammas, *controls, u0, v0)
     dtype = h.dtype
-    u, v = scalings_from_logs(state.log_u, state.log_v, dtype, balance_gauge=balanced)
+    u, v = np.empty(h.shape, dtype), np.empty(h.shape, dtype)
+    scalings_from_logs(state.log_u, state.log_v, 0.9 * np.log(np.finfo(dtype).max),
+                       balanced, u, v)
     return SinkhornResult(
         loss=loss.astype(dtype), grad=grad.astype(dtype),
         transport_cost=state.cost.astype(dtype), n_iter=state.n_iter.copy(),

@@ -1,12 +1,11 @@
 """Exact (unregularized) Wasserstein distance by linear programming, for validation."""
 import numpy as np
-from scipy.optimize import linprog
-from scipy.sparse import coo_matrix, vstack
 
 from .validation import check_balanced_masses, check_measures
 
 
 def _transport_constraints(K):
+    from scipy.sparse import coo_matrix, vstack
     idx = np.arange(K * K)
     rows = coo_matrix((np.ones(K * K), (idx // K, idx)), shape=(K, K * K))
     cols = coo_matrix((np.ones(K * K), (idx % K, idx)), shape=(K, K * K))
@@ -48,6 +47,7 @@ def exact_wasserstein(h, y, M, *, renormalize=False):
     h2, y2, M2, was_1d = check_measures(h, y, M)
     h2, y2 = check_balanced_masses(h2.astype(np.float64), y2.astype(np.float64),
                                    renormalize)
+    from scipy.optimize import linprog   # slow to import; only needed here
     K = M2.shape[0]
     A_eq = _transport_constraints(K)
     cost = np.asarray(M2, dtype=np.float64).ravel()

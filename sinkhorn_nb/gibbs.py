@@ -3,6 +3,8 @@
 One :class:`GibbsKernel` is built per ``(M, lam, dtype)`` and shared by every row
 of a batch; :class:`sinkhorn_nb.WassersteinLoss` keeps one across calls.
 """
+from functools import cached_property
+
 import numpy as np
 
 #: Largest ``lam * max(M)`` for which the multiplicative (scaling-vector) path runs
@@ -38,6 +40,7 @@ class GibbsKernel:
         ``U @ G`` for :math:`G^\\top u` and ``V @ G_T`` for :math:`G v`).
     GM_T : ndarray of shape (K, K)
         ``(G * M).T``, for the transport cost :math:`\\langle T, M\\rangle`.
+        ``M_T``, ``G``, ``G_T`` and ``GM_T`` are computed on first access and kept.
     lam_max_m : float
         ``lam * max(M)``, the quantity that decides the path.
     """
@@ -47,13 +50,35 @@ class GibbsKernel:
         self.dtype = dtype
         self.lam = float(lam)
         self.M = np.ascontiguousarray(M, dtype=dtype)
-        self.M_T = np.ascontiguousarray(self.M.T)
-        # computed in float64 then rounded, so float32 kernels are correctly rounded
-        G64 = np.exp(-self.lam * np.asarray(M, dtype=np.float64) - 1.0)
-        self.G = np.ascontiguousarray(G64, dtype=dtype)
-        self.G_T = np.ascontiguousarray(self.G.T)
-        self.GM_T = np.ascontiguousarray((G64 * M).T, dtype=dtype)
+        self._M64 = np.asarray(M, dtype=np.float64)
         self.lam_max_m = self.lam * float(np.max(M))
+
+    # The derived arrays are built on first use: a batch of one-hot balanced targets
+    # needs only M, a batch of sparse targets only G_T and GM_T.  A symmetric metric
+    # (the usual case) shares its transposes instead of storing them twice.
+    @cached_property
+    def symmetric(self):
+        """Whether ``M == M.T`` exactly."""
+        return bool(np.array_equal(self.M, self.M.T))
+
+    @cached_property
+    def M_T(self):
+        return self.M if self.symmetric else np.ascontiguousarray(self.M.T)
+
+    @cached_property
+    def G(self):
+        # computed in float64 then rounded, so float32 kernels are correctly rounded
+        return np.ascontiguousarray(np.exp(-self.lam * self._M64 - 1.0), dtype=self.dtype)
+
+    @cached_property
+    def G_T(self):
+        return self.G if self.symmetric else np.ascontiguousarray(self.G.T)
+
+    @cached_property
+    def GM_T(self):
+        G64 = self.G if self.dtype == np.float64 else np.exp(-self.lam * self._M64 - 1.0)
+        GM = (G64 * self._M64).astype(self.dtype, copy=False)
+        return GM if self.symmetric else np.ascontiguousarray(GM.T)
 
     @property
     def n_labels(self):

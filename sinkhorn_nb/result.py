@@ -3,7 +3,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 
 @dataclass(frozen=True)
@@ -56,26 +55,10 @@ class SinkhornResult:
 def warn_if_not_converged(converged, tol, max_iter, what):
     """One :class:`~sklearn.exceptions.ConvergenceWarning` per call (never with ``tol=0``)."""
     if tol > 0 and not np.all(converged):
+        from sklearn.exceptions import ConvergenceWarning   # sklearn is slow to import
         bad = int(np.size(converged) - np.count_nonzero(converged))
         warnings.warn(
             f"{what}: {bad} of {np.size(converged)} rows did not reach tol={tol:g} in "
             f"max_iter={max_iter} iterations; increase max_iter or tol (see result.err)",
             ConvergenceWarning, stacklevel=3)
 
-
-def scalings_from_logs(log_u, log_v, dtype, balance_gauge):
-    """``exp`` of the log-scalings in ``dtype``.
-
-    For the balanced variant ``(u, v)`` is defined up to ``(c u, v / c)``; when the
-    log-scalings would overflow, ``balance_gauge`` shifts them to share the range.
-    """
-    if balance_gauge:
-        limit = 0.9 * np.log(np.finfo(dtype).max)
-        with np.errstate(invalid="ignore"):
-            top_u = np.max(np.where(np.isfinite(log_u), log_u, -np.inf), axis=1)
-            top_v = np.max(np.where(np.isfinite(log_v), log_v, -np.inf), axis=1)
-        shift = np.where((np.maximum(top_u, top_v) > limit) & np.isfinite(top_u)
-                         & np.isfinite(top_v), (top_u - top_v) / 2.0, 0.0)[:, None]
-        log_u, log_v = log_u - shift, log_v + shift
-    with np.errstate(over="ignore"):
-        return np.exp(log_u).astype(dtype), np.exp(log_v).astype(dtype)

@@ -1,5 +1,6 @@
 """CPU driver for smoothed (balanced) transport, DESIGN.md §1.1."""
 import numpy as np
+from numba import njit, prange
 
 from .paths import ScalingState, solve
 
@@ -8,24 +9,41 @@ def one_hot_state(h, y, M, lam):
     """Closed form for targets with a single non-zero entry.
 
     With ``y = m e_j`` the only feasible plan is ``T = h e_j^T``; taking ``v_j = 1``
-    gives ``u_i = h_i / G_ij`` and no iteration is needed.
+    gives ``u_i = h_i / G_ij`` and no iteration is needed:
+    ``log(G v)_i = -lam M_ij - 1``, ``log(G^T u)_j = log sum(h)`` and
+    ``<T, M> = h . M[:, j]``.
     """
     n, K = h.shape
-    j = np.argmax(y > 0, axis=1)
-    Mj = M[:, j].T.astype(np.float64)                   # (n, K): M[i, j_r]
-    h64 = h.astype(np.float64)
-    state = ScalingState.empty(n, K)
-    state.lse_row = -lam * Mj - 1.0                      # log (G v)_i = log G_ij
-    with np.errstate(divide="ignore"):
-        state.log_u = np.log(h64) - state.lse_row
-    state.log_v[np.arange(n), j] = 0.0
-    state.lse_col[np.arange(n), j] = np.log(h64.sum(axis=1))
-    state.cost = np.einsum("ij,ij->i", h64, Mj)
+    state = ScalingState(*(np.empty((n, K)) for _ in range(4)), np.empty(n),
+                         np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.int64))
+    _one_hot_rows(h, y, M, lam, state.log_u, state.log_v, state.lse_row, state.lse_col,
+                  state.cost)
     return state
 
 
+@njit(cache=True, parallel=True, error_model="numpy")
+def _one_hot_rows(h, y, M, lam, log_u, log_v, lse_row, lse_col, cost):
+    n, K = h.shape
+    for r in prange(n):
+        j = 0
+        while y[r, j] == 0:
+            j += 1
+        mass = 0.0
+        total = 0.0
+        for i in range(K):
+            lse_row[r, i] = -lam * M[i, j] - 1.0
+            log_u[r, i] = np.log(np.float64(h[r, i])) - lse_row[r, i]
+            log_v[r, i] = -np.inf
+            lse_col[r, i] = np.nan            # read on the support of y only
+            mass += h[r, i]
+            total += h[r, i] * M[i, j]
+        log_v[r, j] = 0.0
+        lse_col[r, j] = np.log(mass)
+        cost[r] = total
+
+
 def balanced_outputs(h, y, state, lam):
-    """Loss, gradient, row/column marginals from a solved state.
+    """Loss and gradient from a solved state.
 
     .. math::
         W = \\alpha^\\top h + \\beta^\\top y - \\tfrac{1}{\\lambda} \\textstyle\\sum T,
@@ -35,18 +53,34 @@ def balanced_outputs(h, y, state, lam):
     Where ``h_i = 0`` the true derivative is :math:`-\\infty`; ``alpha_i`` is then the
     finite extension :math:`-\\log(Gv)_i/\\lambda` (the soft c-transform).
     """
-    h64 = h.astype(np.float64)
-    y64 = y.astype(np.float64)
-    pos_h, pos_y = h > 0, y > 0
-    with np.errstate(invalid="ignore", over="ignore"):
-        row = np.where(pos_h, np.exp(state.log_u + state.lse_row), 0.0)
-        total = row.sum(axis=1)
-        dual = (np.where(pos_h, h64 * state.log_u, 0.0).sum(axis=1)
-                + np.where(pos_y, y64 * state.log_v, 0.0).sum(axis=1))
-    loss = (dual - total) / lam
-    alpha = np.where(pos_h, state.log_u, -state.lse_row) / lam
-    grad = alpha - alpha.mean(axis=1, keepdims=True)
+    n, K = h.shape
+    loss = np.empty(n)
+    grad = np.empty((n, K))
+    _balanced_rows(h, y, state.log_u, state.log_v, state.lse_row, lam, loss, grad)
     return loss, grad
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _balanced_rows(h, y, log_u, log_v, lse_row, lam, loss, grad):
+    n, K = h.shape
+    for r in prange(n):
+        total = 0.0       # sum T = sum_i u_i (G v)_i
+        dual = 0.0
+        alpha_sum = 0.0
+        for j in range(K):
+            if h[r, j] > 0:
+                total += np.exp(log_u[r, j] + lse_row[r, j])
+                dual += h[r, j] * log_u[r, j]
+                alpha_sum += log_u[r, j]
+            else:
+                alpha_sum -= lse_row[r, j]
+            if y[r, j] > 0:
+                dual += y[r, j] * log_v[r, j]
+        mean = alpha_sum / K
+        for j in range(K):
+            alpha = log_u[r, j] if h[r, j] > 0 else -lse_row[r, j]
+            grad[r, j] = (alpha - mean) / lam
+        loss[r] = (dual - total) / lam
 
 
 def sinkhorn_balanced(h, y, kernel, max_iter, tol, check_every, method,
@@ -62,11 +96,15 @@ def sinkhorn_balanced(h, y, kernel, max_iter, tol, check_every, method,
     """
     n, K = h.shape
     one_hot = np.count_nonzero(y, axis=1) == 1
-    state = ScalingState.empty(n, K)
-    if np.any(one_hot):
+    if np.all(one_hot):
+        state = one_hot_state(h, y, kernel.M, kernel.lam)
+    elif not np.any(one_hot):
+        state = solve(h, y, kernel, True, 1.0, 1.0, max_iter, tol, check_every, method,
+                      u0, v0)
+    else:
+        state = ScalingState.empty(n, K)
         rows = np.flatnonzero(one_hot)
         state.put(rows, one_hot_state(h[rows], y[rows], kernel.M, kernel.lam))
-    if not np.all(one_hot):
         rows = np.flatnonzero(~one_hot)
         sub = solve(h[rows], y[rows], kernel, True, 1.0, 1.0, max_iter, tol,
                     check_every, method,
