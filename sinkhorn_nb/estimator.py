@@ -216,7 +216,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         return np.eye(len(labels))[index], labels
 
     # ---------------------------------------------------------------- fitting
-    def _prepare(self, X, y, sample_weight, reset, classes=None):
+    def _prepare(self, X, y, sample_weight, reset, classes=None, allow_empty=False):
         X, y = validate_data(self, X, y, reset=reset, multi_output=True,
                              dtype=np.float64, y_numeric=False)
         T, labels = self._targets(y, classes)
@@ -232,12 +232,12 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
             if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0):
                 raise ValueError("sample_weight must be finite, non-negative, of shape "
                                  f"({X.shape[0]},)")
-            if w.sum() <= 0:
+            if w.sum() <= 0 and not allow_empty:
                 raise ValueError("sample_weight must not be all zero")
         # samples without weight, or (balanced variant) without any target mass,
         # do not enter the objective: drop them
         keep = (w > 0) & (T.sum(axis=1) > 0 if self.variant == "balanced" else True)
-        if not np.any(keep):
+        if not np.any(keep) and not allow_empty:   # allowed for one chunk of many (Dask)
             raise ValueError("no sample has both a positive weight and a non-empty target")
         if not np.all(keep):
             X, T, w = X[keep], T[keep], w[keep]
@@ -273,6 +273,10 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
+            Or a Dask array chunked by rows: the ``"lbfgs"`` solver then evaluates
+            the full-batch objective chunk by chunk on the Dask workers
+            (:func:`sinkhorn_nb.dask.fit_lbfgs`; ``y`` and ``sample_weight`` Dask
+            arrays with the same row chunks).
         y : array_like of shape (n_samples,) or (n_samples, K)
             Class labels, or target measures (indicator matrix, histograms).
         sample_weight : array_like of shape (n_samples,), optional
@@ -282,6 +286,9 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         self
         """
         self._check_params()
+        if hasattr(X, "__dask_graph__"):      # a Dask collection (no need to import dask)
+            from .dask import fit_lbfgs
+            return fit_lbfgs(self, X, y, sample_weight)
         X, T, labels, w = self._prepare(X, y, sample_weight, reset=True)
         rng = check_random_state(self.random_state)
         self._init_model(labels, X.shape[1], rng)
@@ -290,7 +297,9 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         objective = self._objective()
         start = time.perf_counter()
         if self.solver == "lbfgs":
-            self._fit_lbfgs(objective, X, T, w, start)
+            index = np.arange(X.shape[0])
+            self._fit_lbfgs(lambda coef, intercept: objective.value_and_grad(
+                coef, intercept, X, T, w, index), start)
         else:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -311,13 +320,13 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
                           f"sinkhorn_tol={self.sinkhorn_tol} during training; consider a "
                           "larger sinkhorn_max_iter", ConvergenceWarning)
 
-    def _fit_lbfgs(self, objective, X, T, w, start):
+    def _fit_lbfgs(self, value_and_grad, start):
+        """L-BFGS on ``value_and_grad(coef, intercept) -> (value, d_coef, d_intercept)``."""
         K, d = self.coef_.shape
-        index = np.arange(X.shape[0])
 
         def fun(theta):
             coef, intercept = theta[:K * d].reshape(K, d), theta[K * d:]
-            value, d_coef, d_int = objective.value_and_grad(coef, intercept, X, T, w, index)
+            value, d_coef, d_int = value_and_grad(coef, intercept)
             return value, np.concatenate([d_coef.ravel(), d_int])
 
         def callback(intermediate_result):

@@ -60,25 +60,40 @@ class LinearSoftmaxObjective:
                 self.scalings[i] = (result.u[k], result.v[k])
         return result
 
-    def value_and_grad(self, coef, intercept, X, T, weights, index=None):
-        """Return ``(value, d_coef, d_intercept)`` on samples ``X`` with targets ``T``.
+    def weighted_sums(self, coef, intercept, X, T, weights, index=None):
+        """Unnormalized data terms on samples ``X`` with targets ``T``.
 
-        ``weights`` are normalized by their sum; ``index`` (sample ids) keys the
-        warm-start cache.
+        Returns ``(sum_s w_s f_s, sum_s w_s df_s/dcoef, sum_s w_s df_s/dintercept)``
+        where ``f_s = W_lam(h_s, t_s) + kl_weight KL(t_s || h_s)``: sums over
+        disjoint sets of samples add up, which is how the Dask objective
+        (:mod:`sinkhorn_nb.dask`) evaluates the full batch chunk by chunk.
+        ``index`` (sample ids) keys the warm-start cache.
         """
         Z = X @ coef.T + intercept
         h = softmax(Z, axis=1)
         result = self._solve(h, T, index)
-        w = weights / weights.sum()
         dZ = softmax_backward(h, result.grad)
-        value = w @ result.loss
+        value = weights @ result.loss
         if self.kl_weight > 0:
             log_h = log_softmax(Z, axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 t_log_t = np.where(T > 0, T * np.log(np.where(T > 0, T, 1.0)), 0.0)
             kl = (t_log_t - np.where(T > 0, T * log_h, 0.0)).sum(axis=1) - T.sum(axis=1) + 1.0
-            value += self.kl_weight * (w @ kl)
+            value += self.kl_weight * (weights @ kl)
             dZ = dZ + self.kl_weight * (h * T.sum(axis=1, keepdims=True) - T)
-        dZ *= w[:, None]
-        value += 0.5 * self.alpha * np.sum(coef * coef)
-        return value, dZ.T @ X + self.alpha * coef, dZ.sum(axis=0)
+        dZ *= weights[:, None]
+        return value, dZ.T @ X, dZ.sum(axis=0)
+
+    def regularized(self, coef, value, d_coef, d_intercept, total_weight):
+        """Normalize summed data terms by ``total_weight`` and add the L2 term."""
+        value = value / total_weight + 0.5 * self.alpha * np.sum(coef * coef)
+        return value, d_coef / total_weight + self.alpha * coef, d_intercept / total_weight
+
+    def value_and_grad(self, coef, intercept, X, T, weights, index=None):
+        """Return ``(value, d_coef, d_intercept)`` of :math:`L` on samples ``X``.
+
+        ``weights`` are normalized by their sum; ``index`` (sample ids) keys the
+        warm-start cache.
+        """
+        sums = self.weighted_sums(coef, intercept, X, T, weights, index)
+        return self.regularized(coef, *sums, weights.sum())

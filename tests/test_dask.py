@@ -1,0 +1,174 @@
+"""Scale-out on Dask: chunked losses, data-parallel L-BFGS, partial_fit over chunks,
+a real LocalCluster with two worker processes, and a worker killed mid-fit."""
+import os
+import signal
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+
+import sinkhorn_nb as snb  # noqa: E402
+from conftest import random_metric, random_predictions, random_targets  # noqa: E402
+from sinkhorn_nb.dask import DaskObjective, loss_and_gradient, partial_fit_chunks  # noqa: E402
+
+import dask_helpers  # noqa: E402
+
+
+def classification_data(n=240, d=6, K=4, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=2.0, size=(K, d))
+    labels = rng.integers(K, size=n)
+    X = centers[labels] + rng.normal(size=(n, d))
+    return X, labels
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A real cluster: two worker processes on 127.0.0.1, one thread each."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def client(cluster):
+    with distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.mark.parametrize("variant", ["balanced", "relaxed"])
+def test_chunked_loss_matches_one_call(variant):
+    K = 7
+    M = random_metric(K, 0)
+    h = random_predictions(50, K, 1)
+    y = random_targets("sparse", 50, K, 2)
+    loss = snb.WassersteinLoss(M, 10.0, variant)
+    expected_values, expected_grad = loss(h, y)
+    # uneven row chunks; y split across columns too (rechunked to one column block)
+    hd = da.from_array(h, chunks=((20, 17, 13), (K,)))
+    yd = da.from_array(y, chunks=((20, 17, 13), (3, 4)))
+    values, grad = loss_and_gradient(hd, yd, loss)
+    assert values.shape == (50,) and grad.shape == (50, K)
+    values, grad = dask.compute(values, grad, scheduler="threads")
+    np.testing.assert_allclose(values, expected_values, rtol=1e-13)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-15)
+
+
+def test_chunked_loss_rejects_bad_input():
+    loss = snb.WassersteinLoss(random_metric(3, 0), 5.0)
+    h = da.from_array(np.full((4, 3), 1 / 3), chunks=2)
+    with pytest.raises(TypeError, match="y must be a dask.array.Array"):
+        loss_and_gradient(h, np.full((4, 3), 1 / 3), loss)
+    other = da.from_array(np.full((4, 3), 1 / 3), chunks=(3, 3))
+    with pytest.raises(ValueError, match="y must have the same row chunks"):
+        loss_and_gradient(h, other, loss)
+
+
+def test_engine_is_sent_to_each_worker_once(client):
+    """Eight chunks on two workers: the engine is unpickled once per worker (it
+    would be four times per worker if every chunk task carried it)."""
+    K = 12
+    loss = dask_helpers.CountingLoss(random_metric(K, 3), 10.0)
+    before = client.run(dask_helpers.unpickled_count)
+    h = da.from_array(random_predictions(80, K, 4), chunks=(10, K))
+    y = da.from_array(random_targets("dense", 80, K, 5), chunks=(10, K))
+    values, grad = loss_and_gradient(h, y, loss)
+    values, grad = dask.compute(values, grad)
+    after = client.run(dask_helpers.unpickled_count)
+    counts = [after[w] - before[w] for w in after]
+    assert len(counts) == 2 and counts == [1, 1], counts
+    expected_values, _ = snb.WassersteinLoss(random_metric(K, 3), 10.0)(
+        random_predictions(80, K, 4), random_targets("dense", 80, K, 5))
+    np.testing.assert_allclose(values, expected_values, rtol=1e-13)
+
+
+def estimator(**kw):
+    params = dict(ground_metric="ordinal", lam=10.0, kl_weight=0.1, alpha=1e-3,
+                  max_iter=60, tol=1e-8, warm_start_scalings=False, random_state=0)
+    params.update(kw)
+    return snb.WassersteinClassifier(**params)
+
+
+def test_lbfgs_on_dask_matches_one_machine_threads():
+    X, labels = classification_data()
+    w = np.random.default_rng(1).uniform(0.5, 2.0, size=len(labels))
+    single = estimator().fit(X, labels, sample_weight=w)
+    Xd = da.from_array(X, chunks=(70, 6))
+    yd = da.from_array(labels, chunks=70)
+    wd = da.from_array(w, chunks=70)
+    with dask.config.set(scheduler="threads"):
+        on_dask = estimator().fit(Xd, yd, sample_weight=wd)
+    np.testing.assert_array_equal(on_dask.classes_, single.classes_)
+    # documented tolerance: the same L-BFGS run up to summation order
+    np.testing.assert_allclose(on_dask.coef_, single.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(on_dask.intercept_, single.intercept_, rtol=1e-6, atol=1e-8)
+    assert on_dask.n_iter_ == single.n_iter_
+    np.testing.assert_array_equal(on_dask.predict(X), single.predict(X))
+
+
+def test_lbfgs_on_local_cluster_matches_one_machine(client):
+    X, labels = classification_data(seed=2)
+    single = estimator().fit(X, labels)
+    Xd = da.from_array(X, chunks=(60, 6))
+    yd = da.from_array(labels, chunks=60)
+    on_cluster = estimator().fit(Xd, yd)
+    np.testing.assert_allclose(on_cluster.coef_, single.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(on_cluster.predict(X), single.predict(X))
+    assert on_cluster.n_iter_ == single.n_iter_
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_lbfgs_survives_a_worker_killed_mid_fit(client, monkeypatch):
+    """A worker process is killed while the third evaluation runs; its chunks are
+    recomputed and the fit ends exactly where the undisturbed fit ends."""
+    X, labels = classification_data(seed=3)
+    Xd = da.from_array(X, chunks=(40, 6))
+    yd = da.from_array(labels, chunks=40)
+    undisturbed = estimator(max_iter=25).fit(Xd, yd)
+
+    original = DaskObjective.value_and_grad
+    killed = []
+
+    pids = client.run(os.getpid)
+
+    def value_and_grad(self, coef, intercept):
+        if self.evaluations == 2 and not killed:
+            victim = sorted(pids)[0]
+            os.kill(pids[victim], signal.SIGKILL)    # the process dies, not politely
+            killed.append(victim)
+        return original(self, coef, intercept)
+
+    monkeypatch.setattr(DaskObjective, "value_and_grad", value_and_grad)
+    disturbed = estimator(max_iter=25).fit(Xd, yd)
+    assert killed
+    np.testing.assert_allclose(disturbed.coef_, undisturbed.coef_, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(disturbed.intercept_, undisturbed.intercept_, rtol=1e-12,
+                               atol=1e-14)
+    client.wait_for_workers(2, timeout=60)     # the nanny restarted it
+
+
+def test_incremental_adam_on_dask_array():
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    X, labels = classification_data(seed=4)
+    Xd = da.from_array(X, chunks=(60, 6))
+    yd = da.from_array(labels, chunks=60)
+    classes = np.unique(labels)
+    with dask.config.set(scheduler="threads"):
+        inc = wrappers.Incremental(estimator(solver="adam", learning_rate=0.05),
+                                   shuffle_blocks=False)
+        inc.fit(Xd, yd, classes=classes)
+        ours = partial_fit_chunks(estimator(solver="adam", learning_rate=0.05), Xd, yd)
+    # the same partial_fit calls on the same chunks in the same order
+    np.testing.assert_allclose(inc.estimator_.coef_, ours.coef_, rtol=1e-12)
+    assert inc.score(Xd, yd) > 0.8
+    assert ours.score(X, labels) > 0.8
+
+
+def test_dask_fit_needs_lbfgs():
+    Xd = da.from_array(np.zeros((4, 2)), chunks=2)
+    yd = da.from_array(np.array([0, 1, 0, 1]), chunks=2)
+    with pytest.raises(ValueError, match="use partial_fit over the chunks"):
+        estimator(solver="adam").fit(Xd, yd)
