@@ -1,5 +1,6 @@
 """Command line: ``python -m sinkhorn_nb COMMAND``."""
 import argparse
+import json
 import sys
 import time
 
@@ -9,6 +10,16 @@ import numpy as np
 def digits_demo(args):
     from .demo import main
     return main(args.out)
+
+
+def run_experiment(args):
+    from .experiments import run
+    start = time.perf_counter()
+    summary = run(args.name, quick=args.quick, out=args.out)
+    print(json.dumps(summary, indent=1, default=float))
+    print(f"{args.name}: figures and numbers written to {args.out} "
+          f"({time.perf_counter() - start:.0f}s)")
+    return 0
 
 
 def losses_demo(args):
@@ -44,6 +55,14 @@ def main(argv=None):
         "demo", help="Wasserstein vs KL on the 8x8 digits: table and PNG figure")
     demo.add_argument("--out", default=".", help="folder for the figure (default: .)")
     demo.set_defaults(run=digits_demo)
+    from .experiments import EXPERIMENTS
+    experiment = commands.add_parser(
+        "experiment", help="reproduce one of the paper's experiments (PNG + CSV/JSON)")
+    experiment.add_argument("name", choices=EXPERIMENTS)
+    experiment.add_argument("--quick", action="store_true",
+                            help="reduced sizes, a few minutes on 2 cores")
+    experiment.add_argument("--out", default=".", help="output folder (default: .)")
+    experiment.set_defaults(run=run_experiment)
     losses = commands.add_parser("losses", help="compute both losses on a small problem")
     losses.set_defaults(run=losses_demo)
     args = parser.parse_args(argv)
