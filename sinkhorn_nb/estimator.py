@@ -87,7 +87,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     intercept_ : ndarray of shape (K,)
     ground_metric_ : ndarray of shape (K, K)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Defined when ``X`` has string column names.
     n_iter_ : int
     loss_curve_ : list of float

@@ -88,3 +88,16 @@ def test_command_line_rejects_unknown_experiment(capsys):
     assert "invalid choice" in capsys.readouterr().err
     with pytest.raises(ValueError, match="experiment must be one of"):
         run("flickr")
+
+
+def test_gallery_examples_compile():
+    """The gallery scripts (run by Sphinx, not in CI) at least compile and call
+    an experiment's quick run."""
+    import pathlib
+    examples = sorted((pathlib.Path(__file__).parents[1] / "examples").glob("plot_*.py"))
+    assert [p.stem for p in examples] == ["plot_digits", "plot_noise", "plot_relaxed",
+                                          "plot_tags"]
+    for p in examples:
+        source = p.read_text()
+        compile(source, str(p), "exec")
+        assert f"{p.stem[5:]}.run(quick=True" in source
