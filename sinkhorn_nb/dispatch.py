@@ -40,13 +40,17 @@ def _cpu_solve(balanced, h, y, kernel, gammas, controls, u0, v0):
     else:
         loss, grad, state = cpu_relaxed(h, y, kernel, *gammas, *controls, u0, v0)
     dtype = h.dtype
-    u, v = np.empty(h.shape, dtype), np.empty(h.shape, dtype)
-    scalings_from_logs(state.log_u, state.log_v, 0.9 * np.log(np.finfo(dtype).max),
-                       balanced, u, v)
+    if state.scalings is not None:      # every row from a multiplicative path
+        u, v = state.scalings
+    else:
+        u, v = np.empty(h.shape, dtype), np.empty(h.shape, dtype)
+        scalings_from_logs(state.log_u, state.log_v, 0.9 * np.log(np.finfo(dtype).max),
+                           balanced, u, v)
     return SinkhornResult(
-        loss=loss.astype(dtype), grad=grad.astype(dtype),
-        transport_cost=state.cost.astype(dtype), n_iter=state.n_iter.copy(),
-        err=state.err.astype(dtype), converged=state.status == CONVERGED, u=u, v=v)
+        loss=loss.astype(dtype, copy=False), grad=grad.astype(dtype, copy=False),
+        transport_cost=state.cost.astype(dtype, copy=False), n_iter=state.n_iter,
+        err=state.err.astype(dtype, copy=False), converged=state.status == CONVERGED,
+        u=u, v=v)
 
 
 def _cuda_solve(balanced, h, y, kernel, gammas, controls, u0, v0):

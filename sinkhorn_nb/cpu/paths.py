@@ -21,6 +21,8 @@ class ScalingState:
     ``log(G v)`` for every label, ``lse_col`` is ``log(G^T u)`` (read only
     on the support of ``y``; the sparse path leaves NaN elsewhere); ``cost`` is
     ``<T, M>``.  ``status`` follows :mod:`sinkhorn_nb.cpu.scaling`.
+    ``scalings`` is ``(u, v)`` in the compute dtype when a multiplicative path
+    produced every row (saves exponentiating the logs back), else None.
     """
     log_u: np.ndarray
     log_v: np.ndarray
@@ -30,6 +32,7 @@ class ScalingState:
     n_iter: np.ndarray
     err: np.ndarray
     status: np.ndarray
+    scalings: tuple = None
 
     @classmethod
     def empty(cls, n, K):
@@ -41,7 +44,9 @@ class ScalingState:
     def put(self, rows, other):
         """Write ``other`` (a state over ``len(rows)`` rows) into ``rows``."""
         for name in self.__dataclass_fields__:
-            getattr(self, name)[rows] = getattr(other, name)
+            if name != "scalings":
+                getattr(self, name)[rows] = getattr(other, name)
+        self.scalings = None
 
 
 def _safe_log(x):
@@ -69,6 +74,7 @@ def _checked_state(h, y, u, v, Gv, GTu, cost, n_iter, err, status):
     log_state_terms(h, y, u, v, Gv, GTu, state.log_u, state.log_v, state.lse_row,
                     state.lse_col, bad)
     bad |= (status == FAILED) | ~np.isfinite(cost)
+    state.scalings = (u, v)
     return state, bad
 
 

@@ -76,8 +76,11 @@ def sinkhorn_relaxed(h, y, kernel, gamma_a, gamma_b, max_iter, tol, check_every,
     n, K = h.shape
     a, b = relaxed_exponents(kernel.lam, gamma_a, gamma_b)
     empty = (h.sum(axis=1) == 0) | (y.sum(axis=1) == 0)
-    state = zero_mass_state(n, K)
-    if not np.all(empty):
+    if not np.any(empty):
+        state = solve(h, y, kernel, False, a, b, max_iter, tol, check_every, method, u0, v0)
+    else:
+        state = zero_mass_state(n, K)
+    if np.any(empty) and not np.all(empty):
         rows = np.flatnonzero(~empty)
         sub = solve(h[rows], y[rows], kernel, False, a, b, max_iter, tol, check_every,
                     method,

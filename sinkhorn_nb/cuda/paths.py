@@ -25,10 +25,17 @@ class DeviceGibbsKernel:
         self.host = host_kernel
         self.dtype = host_kernel.dtype
         self.lam = host_kernel.lam
+        copies = {}       # a symmetric metric shares its transposes (one device copy)
+
+        def to_device(array):   # keyed by identity; the host array is kept alive
+            if id(array) not in copies:
+                copies[id(array)] = (array, cuda.to_device(array))
+            return copies[id(array)][1]
         for name in ("G", "G_T", "GM_T", "M", "M_T"):
-            setattr(self, name, cuda.to_device(getattr(host_kernel, name)))
-        self.M64 = cuda.to_device(host_kernel.M.astype(np.float64))
-        self.M_T64 = cuda.to_device(host_kernel.M_T.astype(np.float64))
+            setattr(self, name, to_device(getattr(host_kernel, name)))
+        self.M64 = to_device(np.asarray(host_kernel.M, np.float64))
+        self.M_T64 = (self.M64 if host_kernel.symmetric
+                      else to_device(np.asarray(host_kernel.M_T, np.float64)))
 
     def multiplicative_is_safe(self):
         return self.host.multiplicative_is_safe()
