@@ -30,8 +30,8 @@ RELAXED_GAMMAS = (10.0, 100.0)
 SETTINGS = {
     True: dict(pairs=20, gammas=tuple(np.logspace(-1, 2, 7)), lams=(1, 3, 10, 30, 100, 300),
                sizes=(16, 64, 256, 1024), rows=4, max_iter=200000),
-    False: dict(pairs=100, gammas=tuple(np.logspace(-1, 3, 9)), max_iter=2000000,
-                lams=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+    False: dict(pairs=50, gammas=tuple(np.logspace(-1, 3, 9)), max_iter=300000,
+                lams=(1, 2, 5, 10, 20, 50, 100, 200, 500),
                 sizes=(16, 32, 64, 128, 256, 512, 1024, 2048, 4096), rows=8),
 }
 

@@ -95,19 +95,29 @@ def run(quick=False, out=".", data=None, settings=None):
                    seconds=time.perf_counter() - start)
     write_json(out, "tags_summary.json", summary)
 
+    plot(rows, out)
+    return summary
+
+
+def plot(rows, out):
+    """``tags.png``: C_K relative to KL versus K, and AUC / C_1 versus ``a``."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    kl = next(r for r in rows if r["model"] == "KL")
     for r in rows:
-        style = "k--" if r["model"] == "KL" else "-o"
-        axes[0].plot(range(1, 11), [r[f"C_{k}"] for k in range(1, 11)], style,
-                     markersize=3, label=r["model"])
-    axes[0].set(xlabel="K (number of top predictions)", ylabel="top-K cost C_K",
-                title="semantic cost of the top predictions")
+        if r["model"] == "KL":
+            continue
+        axes[0].plot(range(1, 11), [100 * (r[f"C_{k}"] / kl[f"C_{k}"] - 1)
+                                    for k in range(1, 11)], "-o", markersize=3,
+                     label=r["model"])
+    axes[0].axhline(0.0, color="k", linestyle="--", label="KL")
+    axes[0].set(xlabel="K (number of top predictions)", ylabel="C_K relative to KL (%)",
+                title="top-K cost (lower is better)")
     axes[0].legend(fontsize=8)
     mixed = [r for r in rows if r["model"] != "KL" and r["kl_weight"] > 0]
     a = [r["kl_weight"] for r in mixed]
     axes[1].semilogx(a, [r["auc"] for r in mixed], "-o", label="AUC, W + a KL")
-    axes[1].axhline(rows[-1]["auc"], color="k", linestyle="--", label="AUC, KL")
+    axes[1].axhline(kl["auc"], color="k", linestyle="--", label="AUC, KL")
     twin = axes[1].twinx()
     twin.semilogx(a, [r["C_1"] for r in mixed], "-s", color="tab:red", label="C_1")
     twin.set_ylabel("C_1", color="tab:red")
@@ -116,4 +126,3 @@ def run(quick=False, out=".", data=None, settings=None):
     fig.tight_layout()
     fig.savefig(path(out, "tags.png"), dpi=110)
     plt.close(fig)
-    return summary
