@@ -172,3 +172,16 @@ def test_dask_fit_needs_lbfgs():
     yd = da.from_array(np.array([0, 1, 0, 1]), chunks=2)
     with pytest.raises(ValueError, match="use partial_fit over the chunks"):
         estimator(solver="adam").fit(Xd, yd)
+
+
+def test_docs_example_runs(capsys):
+    """The example of docs/dask.md runs as written (its own LocalCluster)."""
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "dask.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 1
+    namespace = {}
+    exec(compile(blocks[0], "docs/dask.md", "exec"), namespace)
+    score, mean_loss = [float(line) for line in capsys.readouterr().out.split()]
+    assert score > 0.9 and 0 < mean_loss < 1

@@ -184,6 +184,7 @@ def solve(h, y, kernel, balanced, exp_a, exp_b, max_iter, tol, check_every, meth
         ones = np.ones((n, K), h.dtype)
         u = cuda.to_device(ones if u0 is None else np.asarray(u0, h.dtype))
         v = cuda.to_device(ones if v0 is None else np.asarray(v0, h.dtype))
+        go("zero_off_support", "flat", y, v)   # as on the CPU: v starts at 0 off supp(y)
         rows = multiplicative(go, h, y, kernel, state, first_is_v, exp_a, exp_b, max_iter,
                               tol, check_every, u, v)
     else:

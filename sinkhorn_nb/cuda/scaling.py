@@ -394,6 +394,16 @@ def kernel_sources(tile, block, dtype):
             mass_h[r] = mh
             mass_y[r] = my
 
+    def zero_off_support(p, s):
+        """``s[r, j] = 0`` where ``p[r, j] == 0`` (scalings vanish off the support)."""
+        idx = cuda.grid(1)
+        n, K = p.shape
+        if idx < n * K:
+            r = idx // K
+            j = idx - r * K
+            if p[r, j] == 0:
+                s[r, j] = 0.0
+
     def scale_rows(x, factor, out):
         """``out[r] = x[r] * factor[r]``."""
         idx = cuda.grid(1)
@@ -408,7 +418,8 @@ def kernel_sources(tile, block, dtype):
                 prepare_rows=prepare_rows, flag_failures=flag_failures,
                 init_log_scalings=init_log_scalings, balanced_outputs=balanced_outputs,
                 relaxed_outputs=relaxed_outputs, exp_scalings=exp_scalings,
-                check_rows=check_rows, scale_rows=scale_rows)
+                check_rows=check_rows, zero_off_support=zero_off_support,
+                scale_rows=scale_rows)
 
 
 @functools.lru_cache(maxsize=None)

@@ -24,5 +24,6 @@ def signatures(dtype):
         "relaxed_outputs": [(a2, a2, f2, f2, f2, f2, f, f, f, f1, f2)],
         "exp_scalings": [(f2, f2, a2, a2)],
         "check_rows": [(a2, a2, i64, f1, f1)],
+        "zero_off_support": [(a2, a2)],
         "scale_rows": [(a2, a1, a2)],
     }
