@@ -74,6 +74,19 @@ def _same_rows(name, chunks, reference):
                          f"!= {tuple(reference)}")
 
 
+def _training_blocks(X, y, sample_weight):
+    """Row blocks of ``X``, ``y`` and ``sample_weight`` (None blocks if absent),
+    checked to share the row chunks of ``X``."""
+    X_blocks, rows = row_blocks(X, "X")
+    y_blocks, y_rows = row_blocks(y, "y")
+    _same_rows("y", y_rows, rows)
+    if sample_weight is None:
+        return X_blocks, y_blocks, [None] * len(X_blocks)
+    w_blocks, w_rows = row_blocks(sample_weight, "sample_weight")
+    _same_rows("sample_weight", w_rows, rows)
+    return X_blocks, y_blocks, w_blocks
+
+
 def _loss_block(loss, h, y):
     value, grad = loss(h, y)
     return np.asarray(value), np.asarray(grad)
@@ -207,14 +220,7 @@ def fit_lbfgs(estimator, X, y, sample_weight=None):
                          f"solver={estimator.solver!r} use partial_fit over the chunks "
                          "(dask_ml.wrappers.Incremental or sinkhorn_nb.dask.partial_fit_chunks)")
     estimator._check_params()
-    X_blocks, rows = row_blocks(X, "X")
-    y_blocks, y_rows = row_blocks(y, "y")
-    _same_rows("y", y_rows, rows)
-    if sample_weight is None:
-        w_blocks = [None] * len(X_blocks)
-    else:
-        w_blocks, w_rows = row_blocks(sample_weight, "sample_weight")
-        _same_rows("sample_weight", w_rows, rows)
+    X_blocks, y_blocks, w_blocks = _training_blocks(X, y, sample_weight)
     classes = _classes(y)
     labels = classes if classes is not None else np.arange(y.shape[1])
     if len(labels) < 2:
@@ -257,14 +263,7 @@ def partial_fit_chunks(estimator, X, y, classes=None, sample_weight=None, epochs
     estimator
     """
     dask, _ = _dask()
-    X_blocks, rows = row_blocks(X, "X")
-    y_blocks, y_rows = row_blocks(y, "y")
-    _same_rows("y", y_rows, rows)
-    if sample_weight is None:
-        w_blocks = [None] * len(X_blocks)
-    else:
-        w_blocks, w_rows = row_blocks(sample_weight, "sample_weight")
-        _same_rows("sample_weight", w_rows, rows)
+    X_blocks, y_blocks, w_blocks = _training_blocks(X, y, sample_weight)
     if classes is None and not (y.ndim == 2 and y.shape[1] > 1):
         classes = _classes(y)
     for _ in range(epochs):
