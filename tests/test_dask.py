@@ -68,20 +68,24 @@ def test_chunked_loss_rejects_bad_input():
 
 
 def test_engine_is_sent_to_each_worker_once(client):
-    """Eight chunks on two workers: the engine is unpickled once per worker (it
-    would be four times per worker if every chunk task carried it)."""
+    """Sixteen chunks on two workers: the engine reaches each worker once (scattered
+    with broadcast); shipped with every chunk task it would be unpickled 16 times.
+    A worker may fetch its copy a second time when a task is scheduled there before
+    the scheduler has registered the broadcast replica (a race inside distributed),
+    so up to two per worker are accepted."""
     K = 12
+    n_chunks = 16
     loss = dask_helpers.CountingLoss(random_metric(K, 3), 10.0)
     before = client.run(dask_helpers.unpickled_count)
-    h = da.from_array(random_predictions(80, K, 4), chunks=(10, K))
-    y = da.from_array(random_targets("dense", 80, K, 5), chunks=(10, K))
+    h = da.from_array(random_predictions(5 * n_chunks, K, 4), chunks=(5, K))
+    y = da.from_array(random_targets("dense", 5 * n_chunks, K, 5), chunks=(5, K))
     values, grad = loss_and_gradient(h, y, loss)
     values, grad = dask.compute(values, grad)
     after = client.run(dask_helpers.unpickled_count)
     counts = [after[w] - before[w] for w in after]
-    assert len(counts) == 2 and counts == [1, 1], counts
+    assert len(counts) == 2 and all(1 <= c <= 2 for c in counts), counts
     expected_values, _ = snb.WassersteinLoss(random_metric(K, 3), 10.0)(
-        random_predictions(80, K, 4), random_targets("dense", 80, K, 5))
+        random_predictions(5 * n_chunks, K, 4), random_targets("dense", 5 * n_chunks, K, 5))
     np.testing.assert_allclose(values, expected_values, rtol=1e-13)
 
 
