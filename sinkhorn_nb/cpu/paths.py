@@ -109,14 +109,14 @@ def multiplicative_sparse(h, y, kernel, first_is_v, exp_a, exp_b, max_iter, tol,
     """:func:`multiplicative` restricted to each row's target support
     (:func:`~sinkhorn_nb.cpu.scaling.sparse_scaling_iterations`).
 
-    ``lse_col`` is computed on the support of ``y`` only (the outputs never read
-    it elsewhere); the other entries are NaN.
+    ``G^T u`` is computed on the support of ``y`` only (the outputs never read
+    it elsewhere); :func:`_checked_state` writes NaN into ``lse_col`` off it.
     """
     n, K = h.shape
     u = np.array(u0, dtype=h.dtype, order="C")
     v = np.array(v0, dtype=h.dtype, order="C")
     Gv = np.empty((n, K), h.dtype)
-    GTu = np.full((n, K), np.nan, h.dtype)
+    GTu = np.empty((n, K), h.dtype)      # read on supp(y) only
     cost = np.zeros(n, np.float64)
     n_iter = np.zeros(n, np.int64)
     err = np.zeros(n, np.float64)
