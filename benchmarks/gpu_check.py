@@ -37,7 +37,7 @@ def problem(n, K, kind, dtype, seed=0):
 def parity(quick):
     import sinkhorn_nb as snb
     rows = []
-    sizes = [(8, 12)] if quick else [(64, 16), (256, 100), (512, 400)]
+    sizes = [(6, 40)] if quick else [(64, 16), (256, 100), (512, 400)]
     for n, K in sizes:
         for lam in ((5.0, 2000.0) if quick else (2.0, 20.0, 2000.0)):
             for dtype in (np.float32, np.float64):
@@ -76,16 +76,31 @@ def _median_seconds(fn, repeats, sync):
 
 def timings(quick):
     from numba import cuda
-    from sinkhorn_nb.cuda import sinkhorn_balanced
+    from sinkhorn_nb.cuda import DEFAULT_LAUNCH, sinkhorn_balanced
     from sinkhorn_nb.gibbs import GibbsKernel
-    n, K, iters = (16, 24, 5) if quick else (4096, 1000, 100)
+    n, K, iters = (8, 40, 3) if quick else (4096, 1000, 100)
+    repeats = 1 if quick else 5
     try:
         import cupy
     except ImportError:
         cupy = None
-    lines = [f"n={n}, K={K}, {iters} iterations (tol=0), median of 5 runs"]
+
+    def per_iteration_ms(hd, yd, kernel, launch):
+        sinkhorn_balanced(hd, yd, kernel, 2, 0.0, 10, "auto", launch=launch)      # compile
+        sec = _median_seconds(
+            lambda: sinkhorn_balanced(hd, yd, kernel, iters, 0.0, 10, "auto", launch=launch),
+            repeats, cuda.synchronize)
+        return sec / iters * 1e3
+
+    def ratio_text(ms, bound):
+        return (f"{bound:22.3f}{ms / bound:8.2f}" if bound
+                else f"{'(no cupy)':>22}{'n/a':>8}")
+
+    lines = [f"n={n}, K={K}, {iters} iterations (tol=0), median of {repeats} runs, "
+             f"launch (tile, micro, block) = {DEFAULT_LAUNCH}"]
     lines.append(f"{'dtype':>8}{'target':>8}{'ms/iter':>10}{'cuBLAS 2 products ms':>22}"
                  f"{'ratio':>8}")
+    bounds = {}
     for dtype in (np.float32, np.float64):
         h, y, M = problem(n, K, "dense", dtype)
         kernel = GibbsKernel(M, 10.0, dtype).on_device()
@@ -96,16 +111,24 @@ def timings(quick):
             GT = cupy.asarray(kernel.host.G_T)
             bound = _median_seconds(lambda: (U @ G, U @ GT), 5,
                                     cupy.cuda.runtime.deviceSynchronize) * 1e3
+        bounds[dtype] = (kernel, bound)
         for kind in ("dense", "sparse"):
             h, y, _ = problem(n, K, kind, dtype)
-            hd, yd = cuda.to_device(h), cuda.to_device(y)
-            sinkhorn_balanced(hd, yd, kernel, 2, 0.0, 10, "auto")      # compile
-            sec = _median_seconds(lambda: sinkhorn_balanced(hd, yd, kernel, iters, 0.0, 10, "auto"),
-                                  1 if quick else 5, cuda.synchronize)
-            ms = sec / iters * 1e3
-            ratio = f"{ms / bound:8.2f}" if bound else f"{'n/a':>8}"
-            btxt = f"{bound:22.3f}" if bound else f"{'(no cupy)':>22}"
-            lines.append(f"{np.dtype(dtype).name:>8}{kind:>8}{ms:>10.3f}{btxt}{ratio}")
+            ms = per_iteration_ms(cuda.to_device(h), cuda.to_device(y), kernel, DEFAULT_LAUNCH)
+            lines.append(f"{np.dtype(dtype).name:>8}{kind:>8}{ms:>10.3f}{ratio_text(ms, bound)}")
+    # the product kernel's register tile, side by side (micro=1: one output per thread)
+    kernel, bound = bounds[np.float32]
+    h, y, _ = problem(n, K, "dense", np.float32)
+    hd, yd = cuda.to_device(h), cuda.to_device(y)
+    shapes = [(4, 2, 4), (4, 1, 4)] if quick else [(16, 1, 128), (16, 2, 128), (16, 4, 128),
+                                                    (8, 8, 128), (32, 2, 128), (16, 8, 128)]
+    lines.append("")
+    lines.append("float32 dense, launch shapes of the product kernel:")
+    lines.append(f"{'(tile, micro, block)':>22}{'ms/iter':>10}{'cuBLAS 2 products ms':>22}"
+                 f"{'ratio':>8}")
+    for launch in shapes:
+        ms = per_iteration_ms(hd, yd, kernel, launch)
+        lines.append(f"{str(launch):>22}{ms:>10.3f}{ratio_text(ms, bound)}")
     return "\n".join(lines)
 
 

@@ -1,15 +1,28 @@
 """``@cuda.jit`` kernels for both variants (mirrors :mod:`sinkhorn_nb.cpu.scaling`).
 
-Kernels are built per ``(tile, block, dtype)`` by :func:`kernels`: ``tile`` is the
-edge of the shared-memory tiles of the batched products, ``block`` the threads of
-the one-block-per-row reductions (a power of two).  Small values let the CUDA
-simulator run several blocks; a real GPU uses 16/32 and 128/256.
+Kernels are built per ``(tile, micro, block, dtype)`` by :func:`kernels`: the
+batched products run ``tile x tile`` thread blocks, each thread computing a
+``micro x micro`` register tile (so a block covers ``tile * micro`` rows and
+columns); ``block`` is the thread count of the one-block-per-row reductions (a
+power of two).  Small values let the CUDA simulator run several blocks; a real
+GPU uses ``(16, 4, 128)``.
 
 Roles follow the CPU module: a half-update computes ``A = t @ K_p`` (or its
 log-domain analogue ``lse``), optionally the per-row error, then
 ``s = (p / A) ** e_s``.  Rows are masked, not compacted: a row whose error is
 below ``tol`` is switched off in ``active`` and every kernel skips it (the
 product kernel skips whole tiles of inactive rows).
+
+Sparse targets (the ``support_*`` kernels) mirror
+:func:`sinkhorn_nb.cpu.scaling.sparse_scaling_iterations`: the support
+``S = supp(y_r)`` of each row is gathered once into padded ``(n, width)`` arrays
+(``index``, ``y_S``, ``v_S``; padding has ``y = v = 0``), and
+
+.. math:: (G v)_i = \\sum_{j \\in S} (G^\\top)_{j i} v_j, \\qquad
+          (G^\\top u)_j = (G^\\top)_{j \\cdot} \\cdot u \\quad (j \\in S)
+
+cost ``O(K |S|)`` per row instead of ``O(K^2)``.  ``update_scaling`` and
+``row_errors`` work unchanged on the padded arrays (a zero mass adds nothing).
 """
 import functools
 import math
@@ -20,7 +33,7 @@ from numba import cuda
 CONVERGED, MAX_ITER, FAILED = 0, 1, 2
 
 
-def kernel_sources(tile, block, dtype):
+def kernel_sources(tile, micro, block, dtype):
     """Python functions of every kernel (for ``cuda.jit`` and ``compile_ptx``).
     """
     nb_dtype = numba.from_dtype(dtype)
@@ -49,38 +62,65 @@ def kernel_sources(tile, block, dtype):
             return ratio
         return ratio ** exponent
 
+    span = tile * micro      # edge of the output tile of one block of the product
+
     def matmul_rows(T, Kmat, out, active):
-        """``out[r] = T[r] @ Kmat`` for tiles holding an active row (shared-memory tiles)."""
-        tT = cuda.shared.array((tile, tile), dtype=nb_dtype)
-        tK = cuda.shared.array((tile, tile), dtype=nb_dtype)
+        """``out[r] = T[r] @ Kmat`` for the row tiles that hold an active row.
+
+        Register-blocked: a ``tile x tile`` block of threads computes a
+        ``span x span`` tile of ``out`` (``span = tile * micro``); thread
+        ``(ty, tx)`` keeps the ``micro x micro`` entries of rows ``ty + a tile`` and
+        columns ``tx + b tile`` in registers, so each value read from shared
+        memory feeds ``micro`` multiply-adds.  ``T`` and ``Kmat`` stream through
+        shared memory in ``span x tile`` and ``tile x span`` panels.  Sums are
+        accumulated in the input dtype, as cuBLAS does.
+        """
+        sT = cuda.shared.array((span, tile), dtype=nb_dtype)
+        sK = cuda.shared.array((tile, span), dtype=nb_dtype)
+        acc = cuda.local.array((micro, micro), dtype=nb_dtype)
+        a = cuda.local.array(micro, dtype=nb_dtype)
+        b = cuda.local.array(micro, dtype=nb_dtype)
         n, K = T.shape
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
-        row0 = cuda.blockIdx.y * tile
+        row0 = cuda.blockIdx.y * span
+        col0 = cuda.blockIdx.x * span
         any_active = 0
-        for k in range(tile):
+        for k in range(span):
             if row0 + k < n and active[row0 + k] != 0:
                 any_active = 1
         if any_active == 0:
             return
-        row = row0 + ty
-        col = cuda.blockIdx.x * tile + tx
-        acc = 0.0
+        for p in range(micro):
+            for q in range(micro):
+                acc[p, q] = 0
         for start in range(0, K, tile):
-            if row < n and start + tx < K:
-                tT[ty, tx] = T[row, start + tx]
-            else:
-                tT[ty, tx] = 0.0
-            if start + ty < K and col < K:
-                tK[ty, tx] = Kmat[start + ty, col]
-            else:
-                tK[ty, tx] = 0.0
+            for p in range(micro):
+                row = row0 + ty + p * tile
+                if row < n and start + tx < K:
+                    sT[ty + p * tile, tx] = T[row, start + tx]
+                else:
+                    sT[ty + p * tile, tx] = 0
+                col = col0 + tx + p * tile
+                if start + ty < K and col < K:
+                    sK[ty, tx + p * tile] = Kmat[start + ty, col]
+                else:
+                    sK[ty, tx + p * tile] = 0
             cuda.syncthreads()
             for k in range(tile):
-                acc += tT[ty, k] * tK[k, tx]
+                for p in range(micro):
+                    a[p] = sT[ty + p * tile, k]
+                    b[p] = sK[k, tx + p * tile]
+                for p in range(micro):
+                    for q in range(micro):
+                        acc[p, q] += a[p] * b[q]
             cuda.syncthreads()
-        if row < n and col < K:
-            out[row, col] = acc
+        for p in range(micro):
+            row = row0 + ty + p * tile
+            for q in range(micro):
+                col = col0 + tx + q * tile
+                if row < n and col < K:
+                    out[row, col] = acc[p, q]
 
     def update_scaling(P, A, S, exponent, active):
         """``S = (P / A) ** exponent`` on active rows (one thread per entry)."""
@@ -199,8 +239,9 @@ def kernel_sources(tile, block, dtype):
 
 
     def prepare_rows(h, y, balanced, lam, M, mass, active, log_u, log_v, lse_row, lse_col,
-                     cost, n_iter, err, status):
-        """Per row: the mass of the first-updated side, and the closed forms.
+                     cost, n_iter, err, status, support_size):
+        """Per row: the mass of the first-updated side, the size of ``supp(y)``,
+        and the closed forms.
 
         Balanced rows whose target has one non-zero get ``T = h e_j^T``; relaxed rows
         where ``h`` or ``y`` is empty get ``T = 0``.  Those rows start inactive.
@@ -244,6 +285,7 @@ def kernel_sources(tile, block, dtype):
         part = block_sum(buf, part)
         if cuda.threadIdx.x == 0:
             mass[r] = my if balanced else mh
+            support_size[r] = int(nnz)
             active[r] = 0 if special else 1
             if special:
                 cost[r] = part
@@ -404,6 +446,81 @@ def kernel_sources(tile, block, dtype):
             if p[r, j] == 0:
                 s[r, j] = 0.0
 
+    def support_gather(y, v, rows, index, size, y_s, v_s):
+        """Compact the support of ``y[r]`` (rows with ``rows[r] != 0``) into
+        ``index[r, :size[r]]`` with its values ``y_s`` and scalings ``v_s``; pad
+        with zeros.  One thread per row (once per solve)."""
+        r = cuda.grid(1)
+        if r >= y.shape[0]:
+            return
+        k = 0
+        if rows[r] != 0:
+            for j in range(y.shape[1]):
+                if y[r, j] > 0:
+                    index[r, k] = j
+                    y_s[r, k] = y[r, j]
+                    v_s[r, k] = v[r, j]
+                    k += 1
+        size[r] = k
+        for pad in range(k, index.shape[1]):
+            index[r, pad] = 0
+            y_s[r, pad] = 0
+            v_s[r, pad] = 0
+
+    def support_combine(K_T, index, size, x_s, out, active):
+        """``out[r, i] = sum_k K_T[index[r, k], i] x_s[r, k]`` over the support
+        (``G v`` from ``G^T``'s rows); one thread per entry, reads coalesced along ``i``."""
+        idx = cuda.grid(1)
+        n, K = out.shape
+        if idx < n * K:
+            r = idx // K
+            i = idx - r * K
+            if active[r] != 0:
+                acc = nb_dtype(0)
+                for k in range(size[r]):
+                    acc += K_T[index[r, k], i] * x_s[r, k]
+                out[r, i] = acc
+
+    def support_dots(K_T, index, size, x, out, active):
+        """``out[r, k] = K_T[index[r, k]] . x[r]`` (``(G^T u)_j`` on the support);
+        one block per ``(r, k)`` (grid ``(n, width)``), zero on the padding."""
+        buf = cuda.shared.array(block, dtype=numba.float64)
+        r = cuda.blockIdx.x
+        k = cuda.blockIdx.y
+        if r >= x.shape[0] or active[r] == 0:
+            return
+        if k >= size[r]:
+            if cuda.threadIdx.x == 0:
+                out[r, k] = 0
+            return
+        j = index[r, k]
+        part = 0.0
+        for i in range(cuda.threadIdx.x, x.shape[1], block):
+            part += K_T[j, i] * x[r, i]
+        total = block_sum(buf, part)
+        if cuda.threadIdx.x == 0:
+            out[r, k] = total
+
+    def support_scatter(index, size, v_s, gtu_s, v, GTu, rows):
+        """``v[r, index[r, k]] = v_s[r, k]`` and the same for ``G^T u`` (other
+        entries untouched); one thread per ``(r, k)``."""
+        idx = cuda.grid(1)
+        n, width = index.shape
+        if idx < n * width:
+            r = idx // width
+            k = idx - r * width
+            if rows[r] != 0 and k < size[r]:
+                v[r, index[r, k]] = v_s[r, k]
+                GTu[r, index[r, k]] = gtu_s[r, k]
+
+    def fill(x, value):
+        """``x[:] = value`` (one thread per entry)."""
+        idx = cuda.grid(1)
+        n, K = x.shape
+        if idx < n * K:
+            r = idx // K
+            x[r, idx - r * K] = value
+
     def scale_rows(x, factor, out):
         """``out[r] = x[r] * factor[r]``."""
         idx = cuda.grid(1)
@@ -419,10 +536,12 @@ def kernel_sources(tile, block, dtype):
                 init_log_scalings=init_log_scalings, balanced_outputs=balanced_outputs,
                 relaxed_outputs=relaxed_outputs, exp_scalings=exp_scalings,
                 check_rows=check_rows, zero_off_support=zero_off_support,
-                scale_rows=scale_rows)
+                support_gather=support_gather, support_combine=support_combine,
+                support_dots=support_dots, support_scatter=support_scatter,
+                fill=fill, scale_rows=scale_rows)
 
 
 @functools.lru_cache(maxsize=None)
-def kernels(tile, block, dtype):
-    """Compiled (lazily, per signature) kernels for ``(tile, block, dtype)``."""
-    return {name: cuda.jit(fn) for name, fn in kernel_sources(tile, block, dtype).items()}
+def kernels(tile, micro, block, dtype):
+    """Compiled (lazily, per signature) kernels for ``(tile, micro, block, dtype)``."""
+    return {name: cuda.jit(fn) for name, fn in kernel_sources(tile, micro, block, dtype).items()}

@@ -26,6 +26,7 @@ needs_cuda = pytest.mark.skipif(
     not HAS_CUDA, reason="no CUDA GPU here; run with NUMBA_ENABLE_CUDASIM=1 for the simulator")
 needs_ptx = pytest.mark.skipif(
     SIMULATED, reason="compile_ptx is not available under the CUDA simulator")
-#: launch shape of the simulator runs: 4x4 tiles, 4-thread reductions, so that
-#: several blocks run even on tiny problems; a real GPU uses the defaults.
-TEST_LAUNCH = (4, 4) if SIMULATED else (16, 128)
+#: launch shape ``(tile, micro, block)`` of the simulator runs: 4x4 threads with
+#: 2x2 register tiles (8x8 product tiles) and 4-thread reductions, so that several
+#: blocks run even on tiny problems; a real GPU uses the defaults.
+TEST_LAUNCH = (4, 2, 4) if SIMULATED else (16, 4, 128)

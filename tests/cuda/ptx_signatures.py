@@ -7,6 +7,7 @@ def signatures(dtype):
     a2, a1 = d[:, ::1], d[::1]
     f2, f1 = t.float64[:, ::1], t.float64[::1]
     i32, i64 = t.int32[::1], t.int64[::1]
+    i2 = t.int32[:, ::1]
     f, b = t.float64, t.boolean
     return {
         "matmul_rows": [(a2, a2, a2, i32)],
@@ -17,7 +18,7 @@ def signatures(dtype):
         "log_update": [(a2, f2, f2, f, i32)],
         "logs_of_scalings": [(a2, a2, a2, a2, a2, i32, f2, f2, f2, f2, f1)],
         "log_cost": [(f2, f2, f2, f, i32, f1)],
-        "prepare_rows": [(a2, a2, b, f, a2, f1, i32, f2, f2, f2, f2, f1, i64, f1, i64)],
+        "prepare_rows": [(a2, a2, b, f, a2, f1, i32, f2, f2, f2, f2, f1, i64, f1, i64, i32)],
         "flag_failures": [(a2, a2, f2, f2, f2, f2, f1, i64, i32, i32)],
         "init_log_scalings": [(a2, a2, f2, f2, i32)],
         "balanced_outputs": [(a2, a2, f2, f2, f2, f, f1, f2)],
@@ -25,5 +26,10 @@ def signatures(dtype):
         "exp_scalings": [(f2, f2, a2, a2)],
         "check_rows": [(a2, a2, i64, f1, f1)],
         "zero_off_support": [(a2, a2)],
+        "support_gather": [(a2, a2, i32, i2, i32, a2, a2)],
+        "support_combine": [(a2, i2, i32, a2, a2, i32)],
+        "support_dots": [(a2, i2, i32, a2, a2, i32)],
+        "support_scatter": [(i2, i32, a2, a2, a2, a2, i32)],
+        "fill": [(a2, f)],
         "scale_rows": [(a2, a1, a2)],
     }

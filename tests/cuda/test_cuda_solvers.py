@@ -145,3 +145,105 @@ def test_wasserstein_loss_keeps_kernel_on_device():
     assert loss.kernel(np.float64).on_device() is device_kernel
     np.testing.assert_array_equal(v1, v2)
     np.testing.assert_allclose(v1, snb.sinkhorn_relaxed(h, y, M, 2.0).loss, rtol=1e-10)
+
+
+def _mixed_problem(n, K, seed, dtype=np.float64):
+    """Targets with 1 or 2 non-zeros (the sparse path for K=16: at most K/8) and
+    dense targets, interleaved."""
+    rng = np.random.default_rng(seed)
+    M = snb.ground_metric.from_points(rng.normal(size=(K, 2)))
+    h = rng.dirichlet(np.ones(K), size=n)
+    y = rng.dirichlet(np.ones(K), size=n)
+    for r in range(0, n, 2):
+        s = 1 + (r // 2) % 2
+        y[r] = 0
+        y[r, rng.choice(K, size=s, replace=False)] = rng.dirichlet(np.ones(s))
+    return h.astype(dtype), y.astype(dtype), M.astype(dtype)
+
+
+@pytest.fixture
+def routed_rows(monkeypatch):
+    """Record which rows each multiplicative driver iterates."""
+    from sinkhorn_nb.cuda import paths
+    seen = {}
+    for name in ("multiplicative", "multiplicative_sparse"):
+        original = getattr(paths, name)
+
+        def spy(go, h, y, kernel, state, active, *args, _name=name, _original=original):
+            seen[_name] = np.flatnonzero(active.copy_to_host())
+            return _original(go, h, y, kernel, state, active, *args)
+        monkeypatch.setattr(paths, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("variant", ["balanced", "relaxed"])
+def test_sparse_targets_take_the_support_path(variant, dtype, routed_rows):
+    h, y, M = _mixed_problem(6, 16, 8, dtype)
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    gpu = _run(variant, h, y, M, 2.0, tol=tol)
+    cpu = _cpu(variant, h, y, M, 2.0, tol=tol)
+    nnz = np.count_nonzero(y, axis=1)
+    sparse = nnz <= 2
+    sparse_iterated = sparse if variant == "relaxed" else sparse & (nnz > 1)   # one-hot: closed form
+    assert np.any(sparse_iterated) and not np.all(sparse)
+    np.testing.assert_array_equal(routed_rows["multiplicative_sparse"],
+                                  np.flatnonzero(sparse_iterated))
+    np.testing.assert_array_equal(routed_rows["multiplicative"], np.flatnonzero(~sparse))
+    assert np.all(cpu.converged)
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    if dtype == np.float64:
+        np.testing.assert_array_equal(gpu.n_iter, cpu.n_iter)
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=rtol, atol=rtol / 100)
+    g = np.isfinite(cpu.grad)
+    np.testing.assert_array_equal(np.isfinite(gpu.grad), g)
+    np.testing.assert_allclose(gpu.grad[g], cpu.grad[g], rtol=rtol, atol=rtol / 10)
+    np.testing.assert_allclose(gpu.transport_cost, cpu.transport_cost, rtol=rtol,
+                               atol=rtol / 100)
+    if variant == "relaxed":
+        np.testing.assert_allclose(gpu.v, cpu.v, rtol=100 * rtol)
+        assert np.all(gpu.v[y == 0] == 0)
+
+
+# G underflows, so the scalings overflow (p / 0, then 0 * inf): silent IEEE inf
+# and NaN on a GPU, the same values with NumPy warnings under the simulator.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_sparse_multiplicative_failure_falls_back_to_log_domain(routed_rows):
+    h, y, M = _mixed_problem(4, 16, 9)
+    lam = 3000.0 / M.max()          # the forced multiplicative path overflows
+    gpu = _run("relaxed", h, y, M, lam, method="multiplicative", max_iter=20, tol=0.0)
+    cpu = _cpu("relaxed", h, y, M, lam, method="log", max_iter=20, tol=0.0)
+    assert len(routed_rows["multiplicative_sparse"]) == 2
+    assert np.all(np.isfinite(gpu.loss))
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-10)
+
+
+def test_wasserstein_loss_reuses_device_scratch_across_calls():
+    h, y, M = _mixed_problem(6, 16, 10)      # sparse and dense rows: both paths' buffers
+    loss = snb.WassersteinLoss(M, 2.0, device="cuda", tol=1e-6)
+    v1, g1 = loss(h, y)
+    scratch = loss.kernel(np.float64).on_device()._scratch.__dict__
+    held = {name: array for name, (_, array) in scratch.items()}
+    assert {"u", "v", "A", "B", "Gv", "GTu", "GMv", "index", "v_s", "log_u"} <= set(held)
+    v2, g2 = loss(h, y)
+    assert all(scratch[name][1] is array for name, array in held.items())
+    np.testing.assert_array_equal(v1, v2)          # stale scratch changes nothing
+    np.testing.assert_array_equal(g1, g2)
+    v3, g3 = loss(h[1:4], y[1:4])                  # another batch size: new buffers
+    assert scratch["u"][1] is not held["u"]
+    np.testing.assert_allclose(v3, v1[1:4], rtol=1e-12)
+    cpu, _ = snb.WassersteinLoss(M, 2.0, tol=1e-6)(h[1:4], y[1:4])
+    np.testing.assert_allclose(v3, cpu, rtol=1e-10)
+
+
+def test_warm_start_on_device_matches_cpu():
+    h, y, M = _mixed_problem(4, 16, 11)
+    first = snb.sinkhorn_relaxed(h, y, M, 2.0, 2.0, 0.5, tol=1e-4)
+    init = (first.u, first.v)
+    gpu = snb.WassersteinLoss(M, 2.0, "relaxed", 2.0, 0.5, device="cuda", tol=1e-10)
+    cpu = snb.WassersteinLoss(M, 2.0, "relaxed", 2.0, 0.5, tol=1e-10)
+    g, c = gpu.solve(h, y, init=init), cpu.solve(h, y, init=init)
+    np.testing.assert_array_equal(g.n_iter, c.n_iter)
+    cold = snb.sinkhorn_relaxed(h, y, M, 2.0, 2.0, 0.5, tol=1e-10)
+    assert c.n_iter.sum() < cold.n_iter.sum()
+    np.testing.assert_allclose(g.loss, c.loss, rtol=1e-10)

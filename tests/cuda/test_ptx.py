@@ -26,7 +26,7 @@ def target_sm90_without_a_driver(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("launch", [(16, 128), (32, 256)])
+@pytest.mark.parametrize("launch", [(16, 4, 128), (32, 2, 256)])
 def test_every_kernel_compiles_to_ptx_sm90(dtype, launch):
     from numba import cuda
     from sinkhorn_nb.cuda.scaling import kernel_sources
@@ -40,11 +40,22 @@ def test_every_kernel_compiles_to_ptx_sm90(dtype, launch):
             assert ".entry" in ptx, name
 
 
-def test_ptx_product_kernel_uses_shared_memory_tiles():
+@pytest.mark.parametrize("dtype, suffix", [(np.float32, "f32"), (np.float64, "f64")])
+@pytest.mark.parametrize("micro", [2, 4])
+def test_ptx_product_kernel_is_register_blocked(dtype, suffix, micro):
+    """Shared-memory panels, a ``micro x micro`` register tile per thread (the
+    accumulators stay in registers: no local memory, one multiply-add per
+    accumulator in the loop body, which the compiler may unroll) and sums in the
+    input dtype."""
     from numba import cuda
     from sinkhorn_nb.cuda.scaling import kernel_sources
-    sources = kernel_sources(16, 128, np.dtype(np.float32))
-    (sig,) = signatures(np.dtype(np.float32))["matmul_rows"]
+    sources = kernel_sources(16, micro, 128, np.dtype(dtype))
+    (sig,) = signatures(np.dtype(dtype))["matmul_rows"]
     ptx, _ = cuda.compile_ptx(sources["matmul_rows"], sig, cc=(9, 0))
     assert ".shared" in ptx and "bar.sync" in ptx
-    assert "ld.shared.f32" in ptx
+    assert f"ld.shared.{suffix}" in ptx
+    assert ".local" not in ptx
+    fmas = ptx.count(f"fma.rn.{suffix}")
+    assert fmas >= micro * micro and fmas % (micro * micro) == 0, fmas
+    if dtype == np.float32:
+        assert "cvt.f64.f32" not in ptx and ".f64" not in ptx
