@@ -227,8 +227,12 @@ def multiplicative_sparse(go, h, y, kernel, state, active, width, first_is_v, ex
 
 
 def log_domain(go, h, y, kernel, state, rows, first_is_v, exp_a, exp_b, max_iter, tol,
-               check_every):
-    """Log-domain Sinkhorn on the rows with ``rows[r] != 0`` (all in float64)."""
+               check_every, t0=None):
+    """Log-domain Sinkhorn on the rows with ``rows[r] != 0`` (all in float64).
+
+    ``t0`` (host, optional): a warm start for the scaling updated second
+    (``u`` for balanced, ``v`` for relaxed), as on the CPU.
+    """
     n, K = h.shape
     lam = kernel.lam
     if first_is_v:
@@ -238,7 +242,13 @@ def log_domain(go, h, y, kernel, state, rows, first_is_v, exp_a, exp_b, max_iter
         P, Q, C_p, C_q, S, T, e_s, e_t = (h, y, kernel.M64, kernel.M_T64, state.log_u,
                                           state.log_v, exp_a, exp_b)
     active = _copy(kernel, "log_active", rows)
-    go("init_log_scalings", "flat", P, Q, S, T, active)
+    warm = t0 is not None
+    start = T                    # not read without a warm start
+    if warm:                     # (T also holds the closed-form rows: not overwritten)
+        start = kernel.scratch("log_start", (n, K), np.float64)
+        with np.errstate(divide="ignore"):
+            start.copy_to_device(np.log(np.asarray(t0, np.float64)))
+    go("init_log_scalings", "flat", P, Q, S, T, start, warm, active)
     A = kernel.scratch("log_A", (n, K), np.float64)
     B = kernel.scratch("log_B", (n, K), np.float64)
     n_active = cuda.to_device(np.zeros(1, np.int64))
@@ -292,11 +302,13 @@ def solve(h, y, kernel, balanced, exp_a, exp_b, max_iter, tol, check_every, meth
                                   *args)
         if np.any(active & ~sparse):
             multiplicative(go, h, y, kernel, state, _mask(active & ~sparse), *args)
+        t0 = None           # rows redone after a failed multiplicative solve start cold
     else:
         rows = state.active
+        t0 = u0 if first_is_v else v0
     if int(rows.copy_to_host().sum()) > 0:
         log_domain(go, h, y, kernel, state, rows, first_is_v, exp_a, exp_b, max_iter, tol,
-                   check_every)
+                   check_every, t0)
     return state, go
 
 

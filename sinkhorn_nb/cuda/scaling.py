@@ -316,8 +316,10 @@ def kernel_sources(tile, micro, block, dtype):
             else:
                 redo[r] = 0
 
-    def init_log_scalings(p, q, s_log, t_log, rows):
-        """Log-domain start ``s = t = 1`` on the supports, ``-inf`` elsewhere."""
+    def init_log_scalings(p, q, s_log, t_log, t_start, warm, rows):
+        """Log-domain start ``s = t = 1`` on the supports, ``-inf`` elsewhere;
+        with ``warm``, ``log t`` starts from ``t_start`` where that is finite (the
+        CPU's warm start)."""
         idx = cuda.grid(1)
         n, K = p.shape
         if idx < n * K:
@@ -325,7 +327,12 @@ def kernel_sources(tile, micro, block, dtype):
             j = idx - r * K
             if rows[r] != 0:
                 s_log[r, j] = 0.0 if p[r, j] > 0 else -math.inf
-                t_log[r, j] = 0.0 if q[r, j] > 0 else -math.inf
+                if q[r, j] > 0:
+                    start = t_start[r, j] if warm else 0.0
+                    finite = not (math.isinf(start) or math.isnan(start))
+                    t_log[r, j] = start if finite else 0.0
+                else:
+                    t_log[r, j] = -math.inf
 
     def balanced_outputs(h, y, log_u, log_v, lse_row, lam, loss, grad):
         """Dual value and centred gradient (see :func:`sinkhorn_nb.cpu.balanced.balanced_outputs`)."""

@@ -20,7 +20,7 @@ def signatures(dtype):
         "log_cost": [(f2, f2, f2, f, i32, f1)],
         "prepare_rows": [(a2, a2, b, f, a2, f1, i32, f2, f2, f2, f2, f1, i64, f1, i64, i32)],
         "flag_failures": [(a2, a2, f2, f2, f2, f2, f1, i64, i32, i32)],
-        "init_log_scalings": [(a2, a2, f2, f2, i32)],
+        "init_log_scalings": [(a2, a2, f2, f2, f2, b, i32)],
         "balanced_outputs": [(a2, a2, f2, f2, f2, f, f1, f2)],
         "relaxed_outputs": [(a2, a2, f2, f2, f2, f2, f, f, f, f1, f2)],
         "exp_scalings": [(f2, f2, a2, a2)],

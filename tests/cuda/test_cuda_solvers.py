@@ -247,3 +247,28 @@ def test_warm_start_on_device_matches_cpu():
     cold = snb.sinkhorn_relaxed(h, y, M, 2.0, 2.0, 0.5, tol=1e-10)
     assert c.n_iter.sum() < cold.n_iter.sum()
     np.testing.assert_allclose(g.loss, c.loss, rtol=1e-10)
+
+
+@pytest.mark.parametrize("variant", ["balanced", "relaxed"])
+def test_warm_start_in_the_log_domain_matches_cpu(variant):
+    h, y, M = _problem("onehot", 4, 6, 12)
+    y[1:3] = _problem("dense", 2, 6, 13)[1][:2]     # rows 0 and 3 closed-form (balanced)
+    lam = 2.0
+    gammas = (2.0, 0.5)
+    cold = _cpu(variant, h, y, M, lam, method="log", tol=1e-4)
+    init = (cold.u, cold.v)
+    opts = dict(method="log", tol=1e-10, max_iter=2000, check_every=5, device="cuda")
+    if variant == "balanced":
+        warm_gpu = snb.WassersteinLoss(M, lam, **opts).solve(h, y, init=init)
+    else:
+        warm_gpu = snb.WassersteinLoss(M, lam, variant, *gammas, **opts).solve(h, y, init=init)
+    opts["device"] = "cpu"
+    if variant == "balanced":
+        warm_cpu = snb.WassersteinLoss(M, lam, **opts).solve(h, y, init=init)
+    else:
+        warm_cpu = snb.WassersteinLoss(M, lam, variant, *gammas, **opts).solve(h, y, init=init)
+    np.testing.assert_array_equal(warm_gpu.n_iter, warm_cpu.n_iter)
+    assert warm_cpu.n_iter.sum() < _cpu(variant, h, y, M, lam, method="log").n_iter.sum()
+    np.testing.assert_allclose(warm_gpu.loss, warm_cpu.loss, rtol=1e-10)
+    g = np.isfinite(warm_cpu.grad)
+    np.testing.assert_allclose(warm_gpu.grad[g], warm_cpu.grad[g], rtol=1e-9, atol=1e-12)
