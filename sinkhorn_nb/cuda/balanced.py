@@ -12,4 +12,4 @@ def sinkhorn_balanced(h, y, kernel, max_iter, tol, check_every, method, u0=None,
     """
     state, go = solve(h, y, kernel, True, 1.0, 1.0, max_iter, tol, check_every, method,
                       launch, u0, v0)
-    return device_result(state, *outputs(go, h, y, kernel, state, True), h.dtype)
+    return device_result(state, *outputs(go, h, y, kernel, state, True))

@@ -325,10 +325,11 @@ def _copy(kernel, name, mask):
 
 
 def outputs(go, h, y, kernel, state, balanced, gamma_a=1.0, gamma_b=1.0):
-    """Loss, gradient and scalings (device arrays) from a solved state."""
+    """Loss, gradient, scalings, transport cost, error and convergence flags
+    (new device arrays, in the dtype of ``h``) from a solved state."""
     n, K = h.shape
-    loss = cuda.device_array(n, np.float64)
-    grad = cuda.device_array((n, K), np.float64)
+    loss = cuda.device_array(n, h.dtype)
+    grad = cuda.device_array((n, K), h.dtype)
     if balanced:
         go("balanced_outputs", "rows", h, y, state.log_u, state.log_v, state.lse_row,
            kernel.lam, loss, grad)
@@ -338,4 +339,8 @@ def outputs(go, h, y, kernel, state, balanced, gamma_a=1.0, gamma_b=1.0):
     u = cuda.device_array((n, K), h.dtype)
     v = cuda.device_array((n, K), h.dtype)
     go("exp_scalings", "flat", state.log_u, state.log_v, u, v)
-    return loss, grad, u, v
+    cost = cuda.device_array(n, h.dtype)
+    err = cuda.device_array(n, h.dtype)
+    converged = cuda.device_array(n, np.bool_)
+    go("row_results", "per_row", state.cost, state.err, state.status, cost, err, converged)
+    return loss, grad, u, v, cost, err, converged

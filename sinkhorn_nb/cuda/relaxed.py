@@ -13,5 +13,4 @@ def sinkhorn_relaxed(h, y, kernel, gamma_a, gamma_b, max_iter, tol, check_every,
     a, b = relaxed_exponents(kernel.lam, gamma_a, gamma_b)
     state, go = solve(h, y, kernel, False, a, b, max_iter, tol, check_every, method, launch,
                       u0, v0)
-    return device_result(state, *outputs(go, h, y, kernel, state, False, gamma_a, gamma_b),
-                         h.dtype)
+    return device_result(state, *outputs(go, h, y, kernel, state, False, gamma_a, gamma_b))

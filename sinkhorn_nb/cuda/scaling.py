@@ -520,6 +520,14 @@ def kernel_sources(tile, micro, block, dtype):
                 v[r, index[r, k]] = v_s[r, k]
                 GTu[r, index[r, k]] = gtu_s[r, k]
 
+    def row_results(cost, err, status, cost_out, err_out, converged):
+        """Per-row outputs in the result dtype; ``converged = status == CONVERGED``."""
+        r = cuda.grid(1)
+        if r < cost.shape[0]:
+            cost_out[r] = cost[r]
+            err_out[r] = err[r]
+            converged[r] = status[r] == CONVERGED
+
     def fill(x, value):
         """``x[:] = value`` (one thread per entry)."""
         idx = cuda.grid(1)
@@ -545,7 +553,7 @@ def kernel_sources(tile, micro, block, dtype):
                 check_rows=check_rows, zero_off_support=zero_off_support,
                 support_gather=support_gather, support_combine=support_combine,
                 support_dots=support_dots, support_scatter=support_scatter,
-                fill=fill, scale_rows=scale_rows)
+                row_results=row_results, fill=fill, scale_rows=scale_rows)
 
 
 @functools.lru_cache(maxsize=None)

@@ -21,8 +21,8 @@ def signatures(dtype):
         "prepare_rows": [(a2, a2, b, f, a2, f1, i32, f2, f2, f2, f2, f1, i64, f1, i64, i32)],
         "flag_failures": [(a2, a2, f2, f2, f2, f2, f1, i64, i32, i32)],
         "init_log_scalings": [(a2, a2, f2, f2, f2, b, i32)],
-        "balanced_outputs": [(a2, a2, f2, f2, f2, f, f1, f2)],
-        "relaxed_outputs": [(a2, a2, f2, f2, f2, f2, f, f, f, f1, f2)],
+        "balanced_outputs": [(a2, a2, f2, f2, f2, f, a1, a2)],
+        "relaxed_outputs": [(a2, a2, f2, f2, f2, f2, f, f, f, a1, a2)],
         "exp_scalings": [(f2, f2, a2, a2)],
         "check_rows": [(a2, a2, i64, f1, f1)],
         "zero_off_support": [(a2, a2)],
@@ -30,6 +30,7 @@ def signatures(dtype):
         "support_combine": [(a2, i2, i32, a2, a2, i32)],
         "support_dots": [(a2, i2, i32, a2, a2, i32)],
         "support_scatter": [(i2, i32, a2, a2, a2, a2, i32)],
+        "row_results": [(f1, f1, i64, a1, a1, t.boolean[::1])],
         "fill": [(a2, f)],
         "scale_rows": [(a2, a1, a2)],
     }

@@ -80,7 +80,10 @@ def test_float32_parity(variant, kind):
     h, y, M = _problem(kind, 5, 7, 2, np.float32)
     gpu = _run(variant, h, y, M, 2.0, tol=1e-5)
     cpu = _cpu(variant, h, y, M, 2.0, tol=1e-5)
-    assert gpu.loss.dtype == np.float32
+    for name in ("loss", "grad", "transport_cost", "err", "u", "v"):
+        assert getattr(gpu, name).dtype == np.float32, name
+    assert gpu.converged.dtype == np.bool_ and gpu.n_iter.dtype == np.int64
+    np.testing.assert_array_equal(gpu.converged, cpu.converged)
     np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-5, atol=1e-6)
     g = np.isfinite(cpu.grad)
     np.testing.assert_allclose(gpu.grad[g], cpu.grad[g], rtol=1e-5, atol=1e-5)
