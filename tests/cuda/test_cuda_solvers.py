@@ -275,3 +275,14 @@ def test_warm_start_in_the_log_domain_matches_cpu(variant):
     np.testing.assert_allclose(warm_gpu.loss, warm_cpu.loss, rtol=1e-10)
     g = np.isfinite(warm_cpu.grad)
     np.testing.assert_allclose(warm_gpu.grad[g], warm_cpu.grad[g], rtol=1e-9, atol=1e-12)
+
+
+def test_device_renormalize_rescales_without_touching_inputs():
+    from numba import cuda
+    h, y, M = _problem("dense", 3, 5, 14)
+    hd, yd = cuda.to_device(3.0 * h), cuda.to_device(0.5 * y)
+    dev = snb.sinkhorn(hd, yd, M, 2.0, renormalize=True, device="cuda")
+    np.testing.assert_allclose(dev.loss.copy_to_host(), snb.sinkhorn(h, y, M, 2.0).loss,
+                               rtol=1e-10)
+    np.testing.assert_array_equal(hd.copy_to_host(), 3.0 * h)      # scaled copies only
+    np.testing.assert_array_equal(yd.copy_to_host(), 0.5 * y)
