@@ -5,7 +5,7 @@ Everything stays on the device; the host reads back one integer (the number of
 rows still iterating) every ``check_every`` iterations, and a few per-row
 integers (support sizes, rows to redo) once per solve.  Scratch arrays live in
 :meth:`DeviceGibbsKernel.scratch` and are reused by the next call of the same
-shape, so a training loop allocates nothing but its outputs.
+shape, so a training loop allocates only its outputs and a few length-n masks.
 """
 import os
 import threading
