@@ -54,6 +54,16 @@ def kernel_sources(tile, micro, block, dtype):
         return total
 
     @cuda.jit(device=True)
+    def flat_entry(n, K):
+        """Row and column of this thread's entry of an ``(n, K)`` array (one
+        thread per entry); the row is ``n`` for threads past the end."""
+        idx = cuda.grid(1)
+        if idx >= n * K:
+            return n, 0
+        r = idx // K
+        return r, idx - r * K
+
+    @cuda.jit(device=True)
     def scaled_ratio(p, a, exponent):
         if p == 0:
             return 0.0
@@ -124,11 +134,9 @@ def kernel_sources(tile, micro, block, dtype):
 
     def update_scaling(P, A, S, exponent, active):
         """``S = (P / A) ** exponent`` on active rows (one thread per entry)."""
-        idx = cuda.grid(1)
         n, K = P.shape
-        if idx < n * K:
-            r = idx // K
-            j = idx - r * K
+        r, j = flat_entry(n, K)
+        if r < n:
             if active[r] != 0:
                 S[r, j] = scaled_ratio(P[r, j], A[r, j], exponent)
 
@@ -172,11 +180,9 @@ def kernel_sources(tile, micro, block, dtype):
 
     def log_lse(T_log, C, lam, out, active):
         """``out[r, j] = log sum_i exp(T_log[r, i] - lam C[j, i] - 1)`` (one thread per entry)."""
-        idx = cuda.grid(1)
         n, K = T_log.shape
-        if idx < n * K:
-            r = idx // K
-            j = idx - r * K
+        r, j = flat_entry(n, K)
+        if r < n:
             if active[r] != 0:
                 top = -math.inf
                 for i in range(K):
@@ -193,11 +199,9 @@ def kernel_sources(tile, micro, block, dtype):
 
     def log_update(P, lse, S_log, exponent, active):
         """``S_log = exponent * (log P - lse)``, ``-inf`` where ``P = 0``."""
-        idx = cuda.grid(1)
         n, K = P.shape
-        if idx < n * K:
-            r = idx // K
-            j = idx - r * K
+        r, j = flat_entry(n, K)
+        if r < n:
             if active[r] != 0:
                 p = P[r, j]
                 S_log[r, j] = exponent * (math.log(p) - lse[r, j]) if p > 0 else -math.inf
@@ -320,11 +324,9 @@ def kernel_sources(tile, micro, block, dtype):
         """Log-domain start ``s = t = 1`` on the supports, ``-inf`` elsewhere;
         with ``warm``, ``log t`` starts from ``t_start`` where that is finite (the
         CPU's warm start)."""
-        idx = cuda.grid(1)
         n, K = p.shape
-        if idx < n * K:
-            r = idx // K
-            j = idx - r * K
+        r, j = flat_entry(n, K)
+        if r < n:
             if rows[r] != 0:
                 s_log[r, j] = 0.0 if p[r, j] > 0 else -math.inf
                 if q[r, j] > 0:
@@ -396,11 +398,9 @@ def kernel_sources(tile, micro, block, dtype):
 
     def exp_scalings(log_u, log_v, u, v):
         """``u, v = exp(log_u), exp(log_v)`` in the output dtype."""
-        idx = cuda.grid(1)
         n, K = log_u.shape
-        if idx < n * K:
-            r = idx // K
-            j = idx - r * K
+        r, j = flat_entry(n, K)
+        if r < n:
             lu = log_u[r, j]
             lv = log_v[r, j]
             u[r, j] = math.exp(lu) if lu < 709.0 else math.inf   # the simulator's
@@ -445,11 +445,9 @@ def kernel_sources(tile, micro, block, dtype):
 
     def zero_off_support(p, s):
         """``s[r, j] = 0`` where ``p[r, j] == 0`` (scalings vanish off the support)."""
-        idx = cuda.grid(1)
         n, K = p.shape
-        if idx < n * K:
-            r = idx // K
-            j = idx - r * K
+        r, j = flat_entry(n, K)
+        if r < n:
             if p[r, j] == 0:
                 s[r, j] = 0.0
 
@@ -477,11 +475,9 @@ def kernel_sources(tile, micro, block, dtype):
     def support_combine(K_T, index, size, x_s, out, active):
         """``out[r, i] = sum_k K_T[index[r, k], i] x_s[r, k]`` over the support
         (``G v`` from ``G^T``'s rows); one thread per entry, reads coalesced along ``i``."""
-        idx = cuda.grid(1)
         n, K = out.shape
-        if idx < n * K:
-            r = idx // K
-            i = idx - r * K
+        r, i = flat_entry(n, K)
+        if r < n:
             if active[r] != 0:
                 acc = nb_dtype(0)
                 for k in range(size[r]):
@@ -511,11 +507,9 @@ def kernel_sources(tile, micro, block, dtype):
     def support_scatter(index, size, v_s, gtu_s, v, GTu, rows):
         """``v[r, index[r, k]] = v_s[r, k]`` and the same for ``G^T u`` (other
         entries untouched); one thread per ``(r, k)``."""
-        idx = cuda.grid(1)
         n, width = index.shape
-        if idx < n * width:
-            r = idx // width
-            k = idx - r * width
+        r, k = flat_entry(n, width)
+        if r < n:
             if rows[r] != 0 and k < size[r]:
                 v[r, index[r, k]] = v_s[r, k]
                 GTu[r, index[r, k]] = gtu_s[r, k]
@@ -530,19 +524,17 @@ def kernel_sources(tile, micro, block, dtype):
 
     def fill(x, value):
         """``x[:] = value`` (one thread per entry)."""
-        idx = cuda.grid(1)
         n, K = x.shape
-        if idx < n * K:
-            r = idx // K
-            x[r, idx - r * K] = value
+        r, j = flat_entry(n, K)
+        if r < n:
+            x[r, j] = value
 
     def scale_rows(x, factor, out):
         """``out[r] = x[r] * factor[r]``."""
-        idx = cuda.grid(1)
         n, K = x.shape
-        if idx < n * K:
-            r = idx // K
-            out[r, idx - r * K] = x[r, idx - r * K] * factor[r]
+        r, j = flat_entry(n, K)
+        if r < n:
+            out[r, j] = x[r, j] * factor[r]
 
     return dict(matmul_rows=matmul_rows, update_scaling=update_scaling,
                 row_errors=row_errors, log_lse=log_lse, log_update=log_update,
