@@ -136,9 +136,8 @@ def kernel_sources(tile, micro, block, dtype):
         """``S = (P / A) ** exponent`` on active rows (one thread per entry)."""
         n, K = P.shape
         r, j = flat_entry(n, K)
-        if r < n:
-            if active[r] != 0:
-                S[r, j] = scaled_ratio(P[r, j], A[r, j], exponent)
+        if r < n and active[r] != 0:
+            S[r, j] = scaled_ratio(P[r, j], A[r, j], exponent)
 
     def row_errors(P, A, S, exponent, is_log, mass, it, tol, final, active, n_iter, err,
                    status, n_active):
@@ -182,29 +181,27 @@ def kernel_sources(tile, micro, block, dtype):
         """``out[r, j] = log sum_i exp(T_log[r, i] - lam C[j, i] - 1)`` (one thread per entry)."""
         n, K = T_log.shape
         r, j = flat_entry(n, K)
-        if r < n:
-            if active[r] != 0:
-                top = -math.inf
+        if r < n and active[r] != 0:
+            top = -math.inf
+            for i in range(K):
+                x = T_log[r, i] - lam * C[j, i]
+                if x > top:
+                    top = x
+            if top == -math.inf:
+                out[r, j] = -math.inf
+            else:
+                acc = 0.0
                 for i in range(K):
-                    x = T_log[r, i] - lam * C[j, i]
-                    if x > top:
-                        top = x
-                if top == -math.inf:
-                    out[r, j] = -math.inf
-                else:
-                    acc = 0.0
-                    for i in range(K):
-                        acc += math.exp(T_log[r, i] - lam * C[j, i] - top)
-                    out[r, j] = top + math.log(acc) - 1.0
+                    acc += math.exp(T_log[r, i] - lam * C[j, i] - top)
+                out[r, j] = top + math.log(acc) - 1.0
 
     def log_update(P, lse, S_log, exponent, active):
         """``S_log = exponent * (log P - lse)``, ``-inf`` where ``P = 0``."""
         n, K = P.shape
         r, j = flat_entry(n, K)
-        if r < n:
-            if active[r] != 0:
-                p = P[r, j]
-                S_log[r, j] = exponent * (math.log(p) - lse[r, j]) if p > 0 else -math.inf
+        if r < n and active[r] != 0:
+            p = P[r, j]
+            S_log[r, j] = exponent * (math.log(p) - lse[r, j]) if p > 0 else -math.inf
 
     def logs_of_scalings(u, v, Gv, GTu, GMv, rows, log_u, log_v, lse_row, lse_col, cost):
         """Log-domain pieces from the multiplicative solution, for rows with
@@ -326,15 +323,14 @@ def kernel_sources(tile, micro, block, dtype):
         CPU's warm start)."""
         n, K = p.shape
         r, j = flat_entry(n, K)
-        if r < n:
-            if rows[r] != 0:
-                s_log[r, j] = 0.0 if p[r, j] > 0 else -math.inf
-                if q[r, j] > 0:
-                    start = t_start[r, j] if warm else 0.0
-                    finite = not (math.isinf(start) or math.isnan(start))
-                    t_log[r, j] = start if finite else 0.0
-                else:
-                    t_log[r, j] = -math.inf
+        if r < n and rows[r] != 0:
+            s_log[r, j] = 0.0 if p[r, j] > 0 else -math.inf
+            if q[r, j] > 0:
+                start = t_start[r, j] if warm else 0.0
+                finite = not (math.isinf(start) or math.isnan(start))
+                t_log[r, j] = start if finite else 0.0
+            else:
+                t_log[r, j] = -math.inf
 
     def balanced_outputs(h, y, log_u, log_v, lse_row, lam, loss, grad):
         """Dual value and centred gradient (see :func:`sinkhorn_nb.cpu.balanced.balanced_outputs`)."""
@@ -447,9 +443,8 @@ def kernel_sources(tile, micro, block, dtype):
         """``s[r, j] = 0`` where ``p[r, j] == 0`` (scalings vanish off the support)."""
         n, K = p.shape
         r, j = flat_entry(n, K)
-        if r < n:
-            if p[r, j] == 0:
-                s[r, j] = 0.0
+        if r < n and p[r, j] == 0:
+            s[r, j] = 0.0
 
     def support_gather(y, v, rows, index, size, y_s, v_s):
         """Compact the support of ``y[r]`` (rows with ``rows[r] != 0``) into
@@ -477,12 +472,11 @@ def kernel_sources(tile, micro, block, dtype):
         (``G v`` from ``G^T``'s rows); one thread per entry, reads coalesced along ``i``."""
         n, K = out.shape
         r, i = flat_entry(n, K)
-        if r < n:
-            if active[r] != 0:
-                acc = nb_dtype(0)
-                for k in range(size[r]):
-                    acc += K_T[index[r, k], i] * x_s[r, k]
-                out[r, i] = acc
+        if r < n and active[r] != 0:
+            acc = nb_dtype(0)
+            for k in range(size[r]):
+                acc += K_T[index[r, k], i] * x_s[r, k]
+            out[r, i] = acc
 
     def support_dots(K_T, index, size, x, out, active):
         """``out[r, k] = K_T[index[r, k]] . x[r]`` (``(G^T u)_j`` on the support);
@@ -509,10 +503,9 @@ def kernel_sources(tile, micro, block, dtype):
         entries untouched); one thread per ``(r, k)``."""
         n, width = index.shape
         r, k = flat_entry(n, width)
-        if r < n:
-            if rows[r] != 0 and k < size[r]:
-                v[r, index[r, k]] = v_s[r, k]
-                GTu[r, index[r, k]] = gtu_s[r, k]
+        if r < n and rows[r] != 0 and k < size[r]:
+            v[r, index[r, k]] = v_s[r, k]
+            GTu[r, index[r, k]] = gtu_s[r, k]
 
     def row_results(cost, err, status, cost_out, err_out, converged):
         """Per-row outputs in the result dtype; ``converged = status == CONVERGED``."""
