@@ -7,19 +7,21 @@ loss engine (ground metric and Gibbs kernel) is scattered to every worker once
 
 * :func:`loss_and_gradient` — batched losses and gradients of a
   :class:`~sinkhorn_nb.WassersteinLoss` over Dask arrays chunked by rows.
-* :func:`fit_lbfgs` — the ``"lbfgs"`` solver of
-  :class:`~sinkhorn_nb.WassersteinClassifier` with the full-batch objective summed
-  over chunks on the workers (``WassersteinClassifier.fit`` calls it for Dask input).
-  The sums are added on the client in chunk order, so the result matches the
-  single-machine fit up to floating-point summation order (with
+* :func:`prepare_training` and :class:`DaskObjective` — the full-batch objective
+  of :class:`~sinkhorn_nb.WassersteinClassifier` summed over chunks on the
+  workers: ``WassersteinClassifier(solver="lbfgs").fit`` runs its L-BFGS on it for
+  Dask input.  The sums are added on the client in chunk order, so the result
+  matches the single-machine fit up to floating-point summation order (with
   ``warm_start_scalings=False`` on both sides; Sinkhorn scalings are not cached
   between evaluations on Dask).
 * :func:`partial_fit_chunks` — minibatch training (``"sgd"``/``"adam"``) with
   ``partial_fit`` over the chunks, what ``dask_ml.wrappers.Incremental`` does.
 """
-import time
+from dataclasses import dataclass
 
 import numpy as np
+
+from .objective import check_sample_weight, make_targets, training_rows
 
 INSTALL_HINT = 'install it with: pip install "sinkhorn_nb[dask]"'
 
@@ -135,20 +137,75 @@ def loss_and_gradient(h, y, loss):
     return da.concatenate(values), da.concatenate(grads)
 
 
-def _prepare_block(estimator, X, y, w, classes):
-    """Validate one chunk and build its target measures (on a worker); None when
-    no sample of the chunk enters the objective."""
-    X, T, _, w = estimator._prepare(X, y, w, reset=True, classes=classes, allow_empty=True)
-    return (X, T, w) if X.shape[0] else None
+@dataclass
+class DaskTraining:
+    """A training set on Dask, validated and turned into target measures chunk by
+    chunk where each chunk lives (see :func:`prepare_training`)."""
+    classes: np.ndarray
+    n_features: int
+    multi_output: bool
+    blocks: list
+    total_weight: float
+
+
+def _prepare_block(X, y, w, variant, classes):
+    """Validate one chunk and build its :class:`~sinkhorn_nb.objective.Targets` (on a
+    worker); None when no sample of the chunk enters the objective."""
+    from sklearn.utils import check_array
+    X = check_array(X, dtype=np.float64)
+    targets, _ = make_targets(y, variant, classes)
+    w = check_sample_weight(w, X.shape[0])
+    keep = training_rows(targets, w, variant)
+    if not keep.any():
+        return None
+    return (X, targets, w) if keep.all() else (X[keep], targets.take(keep), w[keep])
+
+
+def _block_weight(block):
+    return 0.0 if block is None else float(block[2].sum())
+
+
+def prepare_training(X, y, sample_weight, variant):
+    """Validate a training set of Dask arrays and keep it on the workers.
+
+    Each row chunk of ``X``, ``y`` (and ``sample_weight``) is checked and turned
+    into target measures where it lives, and kept there (``persist`` on a
+    ``distributed`` cluster).  Chunks lost with a worker are recomputed by Dask
+    from their lineage.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n, d), chunked by rows
+    y : dask.array.Array of shape (n,) or (n, K), same row chunks
+    sample_weight : dask.array.Array of shape (n,), optional, same row chunks
+    variant : {"balanced", "relaxed"}
+
+    Returns
+    -------
+    DaskTraining
+    """
+    dask, _ = _dask()
+    X_blocks, y_blocks, w_blocks = _training_blocks(X, y, sample_weight)
+    multi_output = y.ndim == 2 and y.shape[1] > 1
+    classes = _classes(y)
+    labels = np.arange(y.shape[1]) if multi_output else classes
+    prepare = dask.delayed(_prepare_block, pure=True)
+    blocks = [prepare(xb, yb, wb, variant, classes)
+              for xb, yb, wb in zip(X_blocks, y_blocks, w_blocks)]
+    blocks = list(dask.persist(*blocks))      # kept where they were computed
+    total_weight = sum(dask.compute(*[dask.delayed(_block_weight)(b) for b in blocks]))
+    if len(labels) >= 2 and not total_weight > 0:
+        raise ValueError("no sample has both a positive weight and a non-empty target")
+    return DaskTraining(labels, X.shape[1], multi_output, blocks, total_weight)
 
 
 def _block_sums(objective, coef, intercept, block):
     """Weighted data terms of one prepared chunk, plus its Sinkhorn counters."""
     if block is None:
         return 0.0, 0.0, 0.0, 0, 0
-    X, T, w = block
+    X, targets, w = block
     before = objective.sinkhorn_iterations, objective.not_converged
-    value, d_coef, d_int = objective.weighted_sums(coef, intercept, X, T, w)
+    value, d_coef, d_int = objective.weighted_sums(coef, intercept, X, targets, w)
     return (value, d_coef, d_int, objective.sinkhorn_iterations - before[0],
             objective.not_converged - before[1])
 
@@ -158,16 +215,24 @@ class DaskObjective:
 
     ``value_and_grad(coef, intercept)`` sends the (small) parameters, evaluates
     :meth:`~sinkhorn_nb.objective.LinearSoftmaxObjective.weighted_sums` on every
-    chunk where it lives, and adds the chunk sums on the client in chunk order.
+    chunk where it lives, and adds the chunk sums on the client in chunk order;
+    the Sinkhorn counters of ``objective`` add up the chunks' counters.  This is
+    what :meth:`WassersteinClassifier.fit <sinkhorn_nb.WassersteinClassifier.fit>`
+    runs L-BFGS on (:func:`sinkhorn_nb.training.minimize_lbfgs`) for Dask input.
+
+    Parameters
+    ----------
+    objective : LinearSoftmaxObjective
+        Sent to every worker once (:func:`share`); it must not warm-start
+        scalings (no per-sample state across evaluations).
+    data : DaskTraining
     """
 
-    def __init__(self, objective, blocks, total_weight):
+    def __init__(self, objective, data):
         self.engine = share(objective)
-        self.blocks = blocks
-        self.total_weight = total_weight
+        self.blocks = data.blocks
+        self.total_weight = data.total_weight
         self.objective = objective
-        self.sinkhorn_iterations = 0
-        self.not_converged = 0
         self.evaluations = 0
 
     def value_and_grad(self, coef, intercept):
@@ -178,8 +243,8 @@ class DaskObjective:
         value, d_coef, d_int = 0.0, np.zeros_like(coef), np.zeros_like(intercept)
         for v, dc, di, iterations, not_converged in parts:    # fixed order
             value, d_coef, d_int = value + v, d_coef + dc, d_int + di
-            self.sinkhorn_iterations += iterations
-            self.not_converged += not_converged
+            self.objective.sinkhorn_iterations += iterations
+            self.objective.not_converged += not_converged
         self.evaluations += 1
         return self.objective.regularized(coef, value, d_coef, d_int, self.total_weight)
 
@@ -190,66 +255,6 @@ def _classes(y):
         return None
     _, da = _dask()
     return np.unique(da.unique(y).compute())
-
-
-def fit_lbfgs(estimator, X, y, sample_weight=None):
-    """Fit ``estimator`` (solver ``"lbfgs"``) on Dask arrays, data-parallel.
-
-    Each row chunk of ``X``, ``y`` (and ``sample_weight``) is validated and turned
-    into target measures where it lives, and kept there (``persist`` on a
-    ``distributed`` cluster); each L-BFGS evaluation then costs one task per
-    chunk plus sending ``coef``.  Chunks lost with a worker are recomputed by
-    Dask from their lineage, and the evaluation waits for them.
-
-    Parameters
-    ----------
-    estimator : WassersteinClassifier
-    X : dask.array.Array of shape (n, d), chunked by rows
-    y : dask.array.Array of shape (n,) or (n, K), same row chunks
-    sample_weight : dask.array.Array of shape (n,), optional, same row chunks
-
-    Returns
-    -------
-    estimator
-    """
-    from sklearn.utils import check_random_state
-
-    dask, _ = _dask()
-    if estimator.solver != "lbfgs":
-        raise ValueError(f"Dask arrays train with solver='lbfgs' in fit; for "
-                         f"solver={estimator.solver!r} use partial_fit over the chunks "
-                         "(dask_ml.wrappers.Incremental or sinkhorn_nb.dask.partial_fit_chunks)")
-    estimator._check_params()
-    X_blocks, y_blocks, w_blocks = _training_blocks(X, y, sample_weight)
-    classes = _classes(y)
-    labels = classes if classes is not None else np.arange(y.shape[1])
-    if len(labels) < 2:
-        raise ValueError("WassersteinClassifier needs samples of at least 2 classes, "
-                         f"got {len(labels)} class")
-    prepare = dask.delayed(_prepare_block, pure=True)
-    blocks = [prepare(estimator, xb, yb, wb, classes)
-              for xb, yb, wb in zip(X_blocks, y_blocks, w_blocks)]
-    blocks = list(dask.persist(*blocks))      # kept where they were computed
-    total_weight = sum(dask.compute(*[dask.delayed(_block_weight)(b) for b in blocks]))
-    if not total_weight > 0:
-        raise ValueError("no sample has both a positive weight and a non-empty target")
-
-    rng = check_random_state(estimator.random_state)
-    estimator._init_model(labels, X.shape[1], rng)
-    estimator.n_features_in_ = X.shape[1]
-    estimator._y_2d = classes is None
-    estimator._rng = rng
-    estimator._partial_objective = None
-    objective = estimator._objective()
-    objective.warm_start_scalings = False     # no per-sample state across evaluations
-    distributed = DaskObjective(objective, blocks, total_weight)
-    estimator._fit_lbfgs(distributed.value_and_grad, time.perf_counter())
-    estimator._finish(distributed)
-    return estimator
-
-
-def _block_weight(block):
-    return 0.0 if block is None else float(block[2].sum())
 
 
 def partial_fit_chunks(estimator, X, y, classes=None, sample_weight=None, epochs=1):

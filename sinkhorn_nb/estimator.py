@@ -1,24 +1,34 @@
 """``WassersteinClassifier``: a softmax linear model trained on the Wasserstein loss."""
-import numbers
 import time
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import ground_metric as gm
+from .core import VARIANTS
 from .loss import WassersteinLoss
-from .objective import LinearSoftmaxObjective
+from .objective import (LinearSoftmaxObjective, check_sample_weight, make_targets,
+                        training_rows)
+from .training import MinibatchOptimizer, minimize_lbfgs
 from .validation import check_ground_metric
 
 SOLVERS = ("lbfgs", "sgd", "adam")
+
+
+def _positive(kind=Real):
+    return [Interval(kind, 0, None, closed="neither")]
+
+
+def _non_negative(kind=Real):
+    return [Interval(kind, 0, None, closed="left")]
 
 
 class WassersteinClassifier(ClassifierMixin, BaseEstimator):
@@ -77,7 +87,9 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState or None
         Seed for initialization and minibatch order.
     verbose : int, default 0
-        Print iteration, loss and elapsed time every ``verbose`` iterations.
+        Every ``verbose`` iterations (epochs for the minibatch solvers), print one
+        line: the objective, the norm of its gradient, the Sinkhorn iterations
+        spent since the last line and the elapsed time.
 
     Attributes
     ----------
@@ -103,6 +115,10 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     variant and used as given for the relaxed one.  Samples with zero weight, and
     (balanced variant) samples whose target row is empty, do not enter the
     objective.  ``partial_fit`` exists only for ``solver="sgd"`` or ``"adam"``.
+    Parameters are checked by scikit-learn's parameter validation when ``fit``
+    or ``partial_fit`` is called (``_parameter_constraints``); the data are
+    checked once per call, after which every evaluation of the objective trusts
+    them.
     The estimator does not declare scikit-learn's ``multi_label`` tag: its output
     is one measure over the labels, not independent per-label probabilities, so
     sklearn's multi-label conventions (``predict == predict_proba.round()``) do
@@ -124,6 +140,30 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     >>> clf.predict_proba(X[:2] / 16).shape
     (2, 10)
     """
+
+    _parameter_constraints = {
+        "ground_metric": ["array-like", StrOptions({"ordinal", "zero_one"}), callable, None],
+        "p": _positive(),
+        "lam": _positive(),
+        "variant": [StrOptions(set(VARIANTS))],
+        "gamma_a": _positive(),
+        "gamma_b": _positive(),
+        "kl_weight": _non_negative(),
+        "alpha": _non_negative(),
+        "solver": [StrOptions(set(SOLVERS))],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": _non_negative(),
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": _positive(),
+        "sinkhorn_max_iter": [Interval(Integral, 1, None, closed="left")],
+        "sinkhorn_tol": _non_negative(),
+        "warm_start_scalings": ["boolean"],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
 
     def __init__(self, ground_metric=None, *, p=1.0, lam=10.0, variant="balanced",
                  gamma_a=1.0, gamma_b=1.0, kl_weight=0.0, alpha=1e-4, solver="lbfgs",
@@ -153,120 +193,90 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ----------------------------------------------------------------- checks
-    def _check_params(self):
-        def number(name, low, integer=False, strict=True):
-            value = getattr(self, name)
-            kind = numbers.Integral if integer else numbers.Real
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise TypeError(f"{name} must be {'an integer' if integer else 'a number'}, "
-                                f"got {value!r}")
-            if not np.isfinite(value) or (value <= low if strict else value < low):
-                raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
-        for name in ("lam", "gamma_a", "gamma_b", "p", "learning_rate"):
-            number(name, 0)
-        for name in ("kl_weight", "alpha", "tol", "sinkhorn_tol"):
-            number(name, 0, strict=False)
-        for name in ("max_iter", "batch_size", "sinkhorn_max_iter", "n_iter_no_change"):
-            number(name, 0, integer=True)
-        number("verbose", 0, integer=True, strict=False)
-        if self.variant not in ("balanced", "relaxed"):
-            raise ValueError(f"variant must be 'balanced' or 'relaxed', got {self.variant!r}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
-
+    # ------------------------------------------------------------------ setup
     def _metric_for(self, classes):
         K = len(classes)
         spec = self.ground_metric
         if spec is None or (isinstance(spec, str) and spec == "zero_one"):
             return gm.zero_one(K)
         if isinstance(spec, str):
-            if spec != "ordinal":
-                raise ValueError(f"ground_metric must be an array, 'ordinal', 'zero_one', "
-                                 f"a callable or None, got {spec!r}")
             return gm.ordinal(K, p=self.p)
-        M = spec(classes) if callable(spec) else spec
-        M = check_ground_metric(M, "ground_metric").astype(np.float64)
+        M = check_ground_metric(spec(classes) if callable(spec) else spec, "ground_metric")
         if M.shape != (K, K):
             raise ValueError(f"ground_metric has shape {M.shape} but there are {K} classes")
         return M
 
-    def _targets(self, y, classes=None):
-        """Target measures (n, K) and the classes they refer to."""
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] > 1:
-            if y.dtype.kind not in "biuf":
-                raise ValueError(f"2-D y must be numeric target measures, got dtype {y.dtype}")
-            T = y.astype(np.float64)
-            if not np.all(np.isfinite(T)) or np.any(T < 0):
-                raise ValueError("2-D y must hold finite, non-negative target masses")
-            labels = np.arange(T.shape[1]) if classes is None else classes
-            if len(labels) != T.shape[1]:
-                raise ValueError(f"y has {T.shape[1]} columns but classes_ has {len(labels)}")
-            if self.variant == "balanced":   # empty rows stay 0: _prepare drops them
-                mass = T.sum(axis=1, keepdims=True)
-                T = T / np.where(mass > 0, mass, 1.0)
-            return T, labels
-        y = column_or_1d(y, warn=True) if y.ndim == 2 else y
-        check_classification_targets(y)
-        labels = np.unique(y) if classes is None else classes
-        index = np.searchsorted(labels, y)
-        if np.any(index >= len(labels)) or np.any(labels[np.minimum(index, len(labels) - 1)] != y):
-            raise ValueError("y contains labels not in classes")
-        return np.eye(len(labels))[index], labels
-
-    # ---------------------------------------------------------------- fitting
-    def _prepare(self, X, y, sample_weight, reset, classes=None, allow_empty=False):
-        X, y = validate_data(self, X, y, reset=reset, multi_output=True,
-                             dtype=np.float64, y_numeric=False)
-        T, labels = self._targets(y, classes)
+    def _training_data(self, X, y, sample_weight, reset, classes=None):
+        """Validate once: features, target measures, weights; drop the samples that
+        do not enter the objective.  Returns ``(X, targets, weights, classes)``."""
+        X, y = validate_data(self, X, y, reset=reset, multi_output=True, dtype=np.float64,
+                             y_numeric=False)
+        targets, classes = make_targets(y, self.variant, classes)
+        if len(classes) < 2:
+            raise ValueError("WassersteinClassifier needs samples of at least 2 classes, "
+                             f"got {len(classes)} class")
+        w = check_sample_weight(sample_weight, X.shape[0])
+        if sample_weight is not None and not w.sum() > 0:
+            raise ValueError("sample_weight must not be all zero")
+        keep = training_rows(targets, w, self.variant)
+        if not keep.any():
+            raise ValueError("no sample has both a positive weight and a non-empty target")
+        if not keep.all():
+            X, targets, w = X[keep], targets.take(keep), w[keep]
         if reset:
             self._y_2d = np.ndim(y) == 2 and np.shape(y)[1] > 1
-        if len(labels) < 2:
-            raise ValueError("WassersteinClassifier needs samples of at least 2 classes, "
-                             f"got {len(labels)} class")
-        if sample_weight is None:
-            w = np.ones(X.shape[0])
-        else:
-            w = np.asarray(sample_weight, dtype=np.float64)
-            if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0):
-                raise ValueError("sample_weight must be finite, non-negative, of shape "
-                                 f"({X.shape[0]},)")
-            if w.sum() <= 0 and not allow_empty:
-                raise ValueError("sample_weight must not be all zero")
-        # samples without weight, or (balanced variant) without any target mass,
-        # do not enter the objective: drop them
-        keep = (w > 0) & (T.sum(axis=1) > 0 if self.variant == "balanced" else True)
-        if not np.any(keep) and not allow_empty:   # allowed for one chunk of many (Dask)
-            raise ValueError("no sample has both a positive weight and a non-empty target")
-        if not np.all(keep):
-            X, T, w = X[keep], T[keep], w[keep]
-        return X, T, labels, w
+        return X, targets, w, classes
 
-    def _init_model(self, labels, n_features, random_state):
-        self.classes_ = labels
-        self.ground_metric_ = self._metric_for(labels)
-        K = len(labels)
+    def _init_model(self, classes, n_features):
+        self.classes_ = classes
+        self.ground_metric_ = self._metric_for(classes)
+        K = len(classes)
         if not (self.warm_start and hasattr(self, "coef_")
                 and self.coef_.shape == (K, n_features)):
-            self.coef_ = 0.01 * random_state.standard_normal((K, n_features))
+            rng = check_random_state(self.random_state)
+            self.coef_ = 0.01 * rng.standard_normal((K, n_features))
             self.intercept_ = np.zeros(K)
-        self._adam = None
         self.loss_curve_ = []
+        self.sinkhorn_iterations_ = 0
 
-    def _objective(self):
+    def _objective(self, warm_start_scalings=None):
+        """The :class:`~sinkhorn_nb.objective.LinearSoftmaxObjective` of the fitted
+        ground metric and parameters (``warm_start_scalings`` defaults to the
+        parameter of the same name)."""
         loss = WassersteinLoss(self.ground_metric_, self.lam, variant=self.variant,
                                gamma_a=self.gamma_a, gamma_b=self.gamma_b, device=self.device,
                                max_iter=self.sinkhorn_max_iter, tol=self.sinkhorn_tol)
-        return LinearSoftmaxObjective(loss, self.kl_weight, self.alpha,
-                                      self.warm_start_scalings)
+        if warm_start_scalings is None:
+            warm_start_scalings = self.warm_start_scalings
+        return LinearSoftmaxObjective(loss, self.kl_weight, self.alpha, warm_start_scalings)
 
-    def _report(self, it, value, start):
-        self.loss_curve_.append(float(value))
-        if self.verbose and it % self.verbose == 0:
-            print(f"[WassersteinClassifier] iter {it:4d}  loss {value:.6f}  "
-                  f"{time.perf_counter() - start:.2f}s", flush=True)
+    def _reporter(self, objective, unit):
+        """``report(iteration, value, grad_norm, seconds)``: records the loss curve
+        and prints a progress line every ``verbose`` iterations."""
+        seen = [objective.sinkhorn_iterations]
 
+        def report(iteration, value, grad_norm, seconds):
+            self.loss_curve_.append(float(value))
+            if self.verbose and iteration % self.verbose == 0:
+                spent = objective.sinkhorn_iterations - seen[0]
+                seen[0] = objective.sinkhorn_iterations
+                print(f"[WassersteinClassifier] {unit} {iteration:4d}  objective {value:.6f}"
+                      f"  |grad| {grad_norm:.2e}  sinkhorn iterations {spent:8d}"
+                      f"  {seconds:7.2f}s", flush=True)
+        return report
+
+    def _finish(self, objective, iterations_before=0, not_converged_before=0):
+        self.sinkhorn_iterations_ = objective.sinkhorn_iterations - iterations_before
+        not_converged = objective.not_converged - not_converged_before
+        if not_converged:
+            warnings.warn(f"{not_converged} Sinkhorn solves did not reach "
+                          f"sinkhorn_tol={self.sinkhorn_tol} in sinkhorn_max_iter="
+                          f"{self.sinkhorn_max_iter} iterations during training (or gave "
+                          "non-finite values); consider a larger sinkhorn_max_iter",
+                          ConvergenceWarning)
+
+    # ---------------------------------------------------------------- fitting
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model.
 
@@ -275,8 +285,8 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         X : array_like of shape (n_samples, n_features)
             Or a Dask array chunked by rows: the ``"lbfgs"`` solver then evaluates
             the full-batch objective chunk by chunk on the Dask workers
-            (:func:`sinkhorn_nb.dask.fit_lbfgs`; ``y`` and ``sample_weight`` Dask
-            arrays with the same row chunks).
+            (:class:`sinkhorn_nb.dask.DaskObjective`; ``y`` and ``sample_weight``
+            Dask arrays with the same row chunks).
         y : array_like of shape (n_samples,) or (n_samples, K)
             Class labels, or target measures (indicator matrix, histograms).
         sample_weight : array_like of shape (n_samples,), optional
@@ -285,25 +295,24 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
         if hasattr(X, "__dask_graph__"):      # a Dask collection (no need to import dask)
-            from .dask import fit_lbfgs
-            return fit_lbfgs(self, X, y, sample_weight)
-        X, T, labels, w = self._prepare(X, y, sample_weight, reset=True)
-        rng = check_random_state(self.random_state)
-        self._init_model(labels, X.shape[1], rng)
-        self._rng = rng
-        self._partial_objective = None
+            return self._fit_dask(X, y, sample_weight)
+        X, targets, w, classes = self._training_data(X, y, sample_weight, reset=True)
+        self._init_model(classes, X.shape[1])
         objective = self._objective()
-        start = time.perf_counter()
+        self._optimizer = None
+        self._partial_objective = None
         if self.solver == "lbfgs":
-            index = np.arange(X.shape[0])
-            self._fit_lbfgs(lambda coef, intercept: objective.value_and_grad(
-                coef, intercept, X, T, w, index), start)
+            self._run_lbfgs(objective, lambda coef, intercept: objective.value_and_grad(
+                coef, intercept, X, targets, w))
         else:
+            self._optimizer = MinibatchOptimizer(self.solver, self.learning_rate)
+            self._rng = check_random_state(self.random_state)
+            report = self._reporter(objective, "epoch")
+            start = time.perf_counter()
             self.n_iter_ = 0
             for _ in range(self.max_iter):
-                self._epoch(objective, X, T, w, rng, start)
+                self._epoch(objective, X, targets, w, self._rng, report, start)
                 if self._stalled():
                     break
             else:
@@ -312,68 +321,55 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         self._finish(objective)
         return self
 
-    def _finish(self, objective, iterations_before=0, not_converged_before=0):
-        self.sinkhorn_iterations_ = objective.sinkhorn_iterations - iterations_before
-        not_converged = objective.not_converged - not_converged_before
-        if not_converged:
-            warnings.warn(f"{not_converged} Sinkhorn solves did not reach "
-                          f"sinkhorn_tol={self.sinkhorn_tol} during training; consider a "
-                          "larger sinkhorn_max_iter", ConvergenceWarning)
+    def _fit_dask(self, X, y, sample_weight):
+        from .dask import DaskObjective, prepare_training
+        if self.solver != "lbfgs":
+            raise ValueError(f"Dask arrays train with solver='lbfgs' in fit; for "
+                             f"solver={self.solver!r} use partial_fit over the chunks "
+                             "(dask_ml.wrappers.Incremental or "
+                             "sinkhorn_nb.dask.partial_fit_chunks)")
+        data = prepare_training(X, y, sample_weight, self.variant)
+        if len(data.classes) < 2:
+            raise ValueError("WassersteinClassifier needs samples of at least 2 classes, "
+                             f"got {len(data.classes)} class")
+        self.n_features_in_ = data.n_features
+        self._y_2d = data.multi_output
+        self._init_model(data.classes, data.n_features)
+        objective = self._objective(warm_start_scalings=False)
+        self._optimizer = None
+        self._partial_objective = None
+        distributed = DaskObjective(objective, data)
+        self._run_lbfgs(objective, distributed.value_and_grad)
+        self._finish(objective)
+        return self
 
-    def _fit_lbfgs(self, value_and_grad, start):
-        """L-BFGS on ``value_and_grad(coef, intercept) -> (value, d_coef, d_intercept)``."""
-        K, d = self.coef_.shape
-
-        def fun(theta):
-            coef, intercept = theta[:K * d].reshape(K, d), theta[K * d:]
-            value, d_coef, d_int = value_and_grad(coef, intercept)
-            return value, np.concatenate([d_coef.ravel(), d_int])
-
-        def callback(intermediate_result):
-            self._report(len(self.loss_curve_) + 1, intermediate_result.fun, start)
-
-        theta0 = np.concatenate([self.coef_.ravel(), self.intercept_])
-        res = minimize(fun, theta0, jac=True, method="L-BFGS-B", callback=callback,
-                       options=dict(maxiter=self.max_iter, gtol=self.tol, ftol=1e-12))
-        self.coef_ = res.x[:K * d].reshape(K, d).copy()
-        self.intercept_ = res.x[K * d:].copy()
-        self.n_iter_ = int(res.nit)
-        if res.status == 1:
+    def _run_lbfgs(self, objective, value_and_grad):
+        self.coef_, self.intercept_, self.n_iter_, converged = minimize_lbfgs(
+            value_and_grad, self.coef_, self.intercept_, max_iter=self.max_iter, tol=self.tol,
+            report=self._reporter(objective, "iter"))
+        if not converged:
             warnings.warn(f"lbfgs did not converge in max_iter={self.max_iter} iterations",
                           ConvergenceWarning)
 
-    def _epoch(self, objective, X, T, w, rng, start):
+    def _epoch(self, objective, X, targets, w, rng, report, start):
+        """One pass of minibatch steps over the samples in a random order."""
         n = X.shape[0]
         order = rng.permutation(n)
         size = min(self.batch_size, n)
         total = 0.0
+        gradient = [np.zeros_like(self.coef_), np.zeros_like(self.intercept_)]
         for lo in range(0, n, size):
-            idx = order[lo:lo + size]
-            value, d_coef, d_int = objective.value_and_grad(self.coef_, self.intercept_,
-                                                            X[idx], T[idx], w[idx], idx)
-            self._step(d_coef, d_int)
-            total += value * w[idx].sum()
+            batch = order[lo:lo + size]
+            value, d_coef, d_int = objective.value_and_grad(
+                self.coef_, self.intercept_, X[batch], targets.take(batch), w[batch], batch)
+            self._optimizer.step(self.coef_, self.intercept_, d_coef, d_int)
+            weight = w[batch].sum()
+            total += value * weight
+            gradient[0] += weight * d_coef
+            gradient[1] += weight * d_int
         self.n_iter_ += 1
-        self._report(self.n_iter_, total / w.sum(), start)
-
-    def _step(self, d_coef, d_int):
-        lr = self.learning_rate
-        if self.solver == "sgd":
-            self.coef_ -= lr * d_coef
-            self.intercept_ -= lr * d_int
-            return
-        if self._adam is None:
-            self._adam = dict(t=0, m=[np.zeros_like(self.coef_), np.zeros_like(self.intercept_)],
-                              v=[np.zeros_like(self.coef_), np.zeros_like(self.intercept_)])
-        state = self._adam
-        state["t"] += 1
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        for k, (param, grad) in enumerate(((self.coef_, d_coef), (self.intercept_, d_int))):
-            state["m"][k] = b1 * state["m"][k] + (1 - b1) * grad
-            state["v"][k] = b2 * state["v"][k] + (1 - b2) * grad * grad
-            m_hat = state["m"][k] / (1 - b1 ** state["t"])
-            v_hat = state["v"][k] / (1 - b2 ** state["t"])
-            param -= lr * m_hat / (np.sqrt(v_hat) + eps)
+        norm = np.sqrt(np.sum(gradient[0] ** 2) + np.sum(gradient[1] ** 2)) / w.sum()
+        report(self.n_iter_, total / w.sum(), norm, time.perf_counter() - start)
 
     def _stalled(self):
         c = self.loss_curve_
@@ -381,49 +377,44 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         return len(c) > k and min(c[-k:]) > min(c[:-k]) - self.tol
 
     @available_if(lambda self: self.solver in ("sgd", "adam"))
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of the minibatch solver (``"sgd"`` or ``"adam"``) on ``(X, y)``.
 
-        ``classes`` (all labels, or for 2-D targets the number of columns is taken
-        from ``y``) is required on the first call; later calls continue from the
-        current model, including Adam's moments.
+        ``classes`` (all labels; for 2-D targets the columns are taken from ``y``)
+        is required on the first call; later calls continue from the current
+        model, including Adam's moments and the loss engine.
 
         Returns
         -------
         self
         """
-        self._check_params()
         first = not hasattr(self, "coef_")
         if first:
-            y_arr = np.asarray(y)
-            if classes is None and not (y_arr.ndim == 2 and y_arr.shape[1] > 1):
+            if classes is None and not (np.ndim(y) == 2 and np.shape(y)[1] > 1):
                 raise ValueError("classes must be given on the first call to partial_fit")
             labels = None if classes is None else np.unique(np.asarray(classes))
-            X, T, labels, w = self._prepare(X, y, sample_weight, reset=True, classes=labels)
-            self._init_model(labels, X.shape[1], check_random_state(self.random_state))
+            X, targets, w, labels = self._training_data(X, y, sample_weight, reset=True,
+                                                        classes=labels)
+            self._init_model(labels, X.shape[1])
             self.n_iter_ = 0
             self._rng = check_random_state(self.random_state)
         else:
-            X, T, _, w = self._prepare(X, y, sample_weight, reset=False, classes=self.classes_)
-        if first or getattr(self, "_partial_objective", None) is None:
-            self._partial_objective = self._objective()   # Gibbs kernel kept across calls
+            X, targets, w, _ = self._training_data(X, y, sample_weight, reset=False,
+                                                   classes=self.classes_)
+        if getattr(self, "_partial_objective", None) is None:
+            self._partial_objective = self._objective()     # Gibbs kernel kept
+        if getattr(self, "_optimizer", None) is None:
+            self._optimizer = MinibatchOptimizer(self.solver, self.learning_rate)
         objective = self._partial_objective
-        objective.scalings.clear()   # cached scalings are keyed by row within one call
+        objective.forget_scalings()          # sample ids are rows of this call only
         before = objective.sinkhorn_iterations, objective.not_converged
-        self._epoch(objective, X, T, w, self._rng, time.perf_counter())
+        self._epoch(objective, X, targets, w, self._rng, self._reporter(objective, "epoch"),
+                    time.perf_counter())
         self._finish(objective, *before)
         return self
 
     # ------------------------------------------------------------- prediction
-    def decision_function(self, X):
-        """Logits :math:`Wx + b`, shape (n, K); for two 1-D classes, ``z_1 - z_0``."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        Z = X @ self.coef_.T + self.intercept_
-        if len(self.classes_) == 2 and not self._multi_output():
-            return Z[:, 1] - Z[:, 0]
-        return Z
-
     def _logits(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
@@ -431,6 +422,13 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
 
     def _multi_output(self):
         return getattr(self, "_y_2d", False)
+
+    def decision_function(self, X):
+        """Logits :math:`Wx + b`, shape (n, K); for two 1-D classes, ``z_1 - z_0``."""
+        Z = self._logits(X)
+        if len(self.classes_) == 2 and not self._multi_output():
+            return Z[:, 1] - Z[:, 0]
+        return Z
 
     def predict_proba(self, X):
         """Predicted measure :math:`h(x)` over ``classes_``, shape (n, K)."""
@@ -452,6 +450,6 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     def predict_top_k(self, X, k):
         """The ``k`` most probable classes per sample, most probable first, (n, k)."""
         P = self.predict_proba(X)
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= P.shape[1]:
+        if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= P.shape[1]:
             raise ValueError(f"k must be an integer in [1, {P.shape[1]}], got {k!r}")
         return self.classes_[np.argsort(-P, axis=1, kind="stable")[:, :k]]

@@ -1,7 +1,7 @@
 """Exact (unregularized) Wasserstein distance by linear programming, for validation."""
 import numpy as np
 
-from .validation import check_balanced_masses, check_measures
+from .validation import check_bool, check_ground_metric, check_measures
 
 
 def _transport_constraints(K):
@@ -44,13 +44,14 @@ def exact_wasserstein(h, y, M, *, renormalize=False):
     >>> round(snb.exact_wasserstein([0.5, 0.5, 0.0], [0.0, 0.5, 0.5], M), 6)
     1.0
     """
-    h2, y2, M2, was_1d = check_measures(h, y, M)
-    h2, y2 = check_balanced_masses(h2.astype(np.float64), y2.astype(np.float64),
-                                   renormalize)
+    M2 = check_ground_metric(M)
+    measures = check_measures(h, y, M2.shape[0], True, check_bool(renormalize, "renormalize"))
+    h2 = measures.h.astype(np.float64, copy=False)
+    y2 = measures.y.astype(np.float64, copy=False)
     from scipy.optimize import linprog   # slow to import; only needed here
     K = M2.shape[0]
     A_eq = _transport_constraints(K)
-    cost = np.asarray(M2, dtype=np.float64).ravel()
+    cost = M2.ravel()
     values = np.empty(h2.shape[0])
     for r in range(h2.shape[0]):
         b_eq = np.concatenate([h2[r], y2[r] * (h2[r].sum() / y2[r].sum())])
@@ -58,4 +59,4 @@ def exact_wasserstein(h, y, M, *, renormalize=False):
         if sol.status != 0:
             raise ValueError(f"the linear program failed on row {r}: {sol.message}")
         values[r] = sol.fun
-    return float(values[0]) if was_1d else values
+    return float(values[0]) if measures.was_1d else values

@@ -1,4 +1,4 @@
-"""The Gibbs kernel ``G = exp(-lam * M - 1)`` and the thresholds that pick a path.
+"""The Gibbs kernel ``G = exp(-lam * M - 1)`` of a ground metric, per compute dtype.
 
 One :class:`GibbsKernel` is built per ``(M, lam, dtype)`` and shared by every row
 of a batch; :class:`sinkhorn_nb.WassersteinLoss` keeps one across calls.
@@ -6,96 +6,128 @@ of a batch; :class:`sinkhorn_nb.WassersteinLoss` keeps one across calls.
 from functools import cached_property
 
 import numpy as np
+from numba import njit
 
-#: Largest ``lam * max(M)`` for which the multiplicative (scaling-vector) path runs
-#: by default.  Beyond it the scalings ``u, v`` can overflow and entries of ``G``
-#: lose relative precision, so the log-domain path runs instead.  float64 keeps
-#: ``exp(-301) ~ 1e-131``, far above underflow; float32 keeps ``exp(-31) ~ 3e-14``.
-MULTIPLICATIVE_LIMIT = {np.dtype(np.float64): 300.0, np.dtype(np.float32): 30.0}
+from .core import MULTIPLICATIVE_LIMIT
+
+
+@njit(cache=True)
+def is_symmetric(A, block=64):
+    """``A == A.T`` exactly, compared tile by tile (cache-friendly, stops early)."""
+    K = A.shape[0]
+    for i0 in range(0, K, block):
+        for j0 in range(i0, K, block):
+            for i in range(i0, min(i0 + block, K)):
+                for j in range(max(j0, i + 1), min(j0 + block, K)):
+                    if A[i, j] != A[j, i]:
+                        return False
+    return True
 
 
 class GibbsKernel:
-    """Gibbs kernel of a ground metric, in one dtype, with its derived arrays.
+    r"""Gibbs kernel of a ground metric, in one dtype, with its derived arrays.
 
-    .. math:: G = \\exp(-\\lambda M - 1)
+    .. math:: G = \exp(-\lambda M - 1)
 
     (the paper's bold **K**; the ``-1`` comes from the paper's definition of the
     entropy and is kept).
 
     Parameters
     ----------
-    M : ndarray of shape (K, K)
-        Validated ground metric.
+    M : ndarray of shape (K, K), float64
+        Validated ground metric (C-contiguous).
     lam : float
-        Regularization strength :math:`\\lambda > 0`.
+        Regularization strength :math:`\lambda > 0`.
     dtype : numpy dtype
-        float32 or float64; every array here has it.
+        float32 or float64, the compute dtype.
 
     Attributes
     ----------
     M, M_T : ndarray of shape (K, K)
-        The metric and its transpose, C-contiguous.
+        The metric and its transpose in ``dtype``, C-contiguous.
+    M64, M64_T : ndarray of shape (K, K)
+        The same in float64 (the log-domain path accumulates in float64).
     G, G_T : ndarray of shape (K, K)
-        Kernel and its transpose, C-contiguous (the batched products are
-        ``U @ G`` for :math:`G^\\top u` and ``V @ G_T`` for :math:`G v`).
+        Kernel and its transpose (the batched products are ``U @ G`` for
+        :math:`G^\top u` and ``V @ G_T`` for :math:`G v`).
     GM_T : ndarray of shape (K, K)
-        ``(G * M).T``, for the transport cost :math:`\\langle T, M\\rangle`.
-        ``M_T``, ``G``, ``G_T`` and ``GM_T`` are computed on first access and kept.
+        ``(G * M).T``, for the transport cost :math:`\langle T, M\rangle`.
     lam_max_m : float
-        ``lam * max(M)``, the quantity that decides the path.
+        ``lam * max(M)``, which decides the path.
+
+    Every array is computed on first access and kept: a batch of one-hot
+    balanced targets needs only ``M_T``, a batch of sparse targets only ``G_T``
+    and ``GM_T``.  A symmetric metric (the usual case) shares each array with its
+    transpose instead of storing it twice.
     """
 
     def __init__(self, M, lam, dtype):
-        dtype = np.dtype(dtype)
-        self.dtype = dtype
+        self.dtype = np.dtype(dtype)
         self.lam = float(lam)
-        self.M = np.ascontiguousarray(M, dtype=dtype)
-        self._M64 = np.asarray(M, dtype=np.float64)
-        self.lam_max_m = self.lam * float(np.max(M))
+        self.M64 = np.ascontiguousarray(M, dtype=np.float64)
+        self.lam_max_m = self.lam * float(M.max())
 
-    # The derived arrays are built on first use: a batch of one-hot balanced targets
-    # needs only M, a batch of sparse targets only G_T and GM_T.  A symmetric metric
-    # (the usual case) shares its transposes instead of storing them twice.
     @cached_property
     def symmetric(self):
         """Whether ``M == M.T`` exactly."""
-        return bool(np.array_equal(self.M, self.M.T))
+        return is_symmetric(self.M64)
+
+    def _transposed(self, A):
+        return A if self.symmetric else np.ascontiguousarray(A.T)
+
+    @cached_property
+    def M64_T(self):
+        return self._transposed(self.M64)
+
+    @cached_property
+    def M(self):
+        return self.M64.astype(self.dtype, copy=False)
 
     @cached_property
     def M_T(self):
-        return self.M if self.symmetric else np.ascontiguousarray(self.M.T)
+        return self.M if self.symmetric else self.M64_T.astype(self.dtype, copy=False)
+
+    @cached_property
+    def _G64(self):
+        G = np.multiply(self.M64, -self.lam)
+        G -= 1.0
+        return np.exp(G, out=G)
 
     @cached_property
     def G(self):
         # computed in float64 then rounded, so float32 kernels are correctly rounded
-        return np.ascontiguousarray(np.exp(-self.lam * self._M64 - 1.0), dtype=self.dtype)
+        G = self._G64.astype(self.dtype, copy=False)
+        if self.dtype != np.float64:
+            del self._G64
+        return G
 
     @cached_property
     def G_T(self):
-        return self.G if self.symmetric else np.ascontiguousarray(self.G.T)
+        return self._transposed(self.G)
 
     @cached_property
     def GM_T(self):
-        G64 = self.G if self.dtype == np.float64 else np.exp(-self.lam * self._M64 - 1.0)
-        GM = (G64 * self._M64).astype(self.dtype, copy=False)
-        return GM if self.symmetric else np.ascontiguousarray(GM.T)
+        GM = (self._G64 * self.M64).astype(self.dtype, copy=False)
+        return self._transposed(GM)
 
     @property
     def n_labels(self):
-        return self.M.shape[0]
+        return self.M64.shape[0]
+
+    def multiplicative_is_safe(self):
+        """True when ``lam * max(M)`` is within
+        :data:`~sinkhorn_nb.core.MULTIPLICATIVE_LIMIT` for this dtype."""
+        return self.lam_max_m <= MULTIPLICATIVE_LIMIT[self.dtype]
 
     def on_device(self):
-        """Device copies of the arrays (built once; needs numba-cuda)."""
+        """The device copies (a :class:`sinkhorn_nb.cuda.drivers.DeviceKernel`),
+        built on first use; needs numba-cuda."""
         if getattr(self, "_device", None) is None:
-            from .cuda.paths import DeviceGibbsKernel
-            self._device = DeviceGibbsKernel(self)
+            from .cuda.drivers import DeviceKernel
+            self._device = DeviceKernel(self)
         return self._device
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_device", None)   # device memory does not pickle
         return state
-
-    def multiplicative_is_safe(self):
-        """True when ``lam * max(M)`` is within :data:`MULTIPLICATIVE_LIMIT`."""
-        return self.lam_max_m <= MULTIPLICATIVE_LIMIT[self.dtype]

@@ -1,12 +1,12 @@
-""":class:`WassersteinLoss`, the reusable loss engine, and the softmax chain rule."""
+""":class:`WassersteinLoss`, the loss engine behind every solver, and the softmax chain rule."""
 import numpy as np
 
 from .device import resolve_device
 from .gibbs import GibbsKernel
-from .dispatch import check_method, run
-from .validation import check_ground_metric, check_iteration_args, check_positive_scalar
-
-VARIANTS = ("balanced", "relaxed")
+from .result import SinkhornResult, warn_if_not_converged
+from .validation import (check_bool, check_controls, check_ground_metric, check_init,
+                         check_lam, check_lam_times_metric, check_measures,
+                         check_positive_scalar, check_variant, is_device_array)
 
 
 class WassersteinLoss:
@@ -16,14 +16,15 @@ class WassersteinLoss:
     (``variant="balanced"``, :func:`sinkhorn`) or the relaxed one
     (``variant="relaxed"``, :func:`sinkhorn_relaxed`) for each row, and its
     gradient with respect to ``h``.  The kernel :math:`G = e^{-\lambda M - 1}` is
-    built once per compute dtype and kept.
+    built once per compute dtype and kept.  :func:`sinkhorn` and
+    :func:`sinkhorn_relaxed` are this engine used once.
 
     Parameters
     ----------
     M : array_like of shape (K, K)
-        Ground metric.
+        Ground metric: finite, non-negative (see :mod:`sinkhorn_nb.ground_metric`).
     lam : float
-        Regularization :math:`\lambda > 0`.
+        Regularization :math:`\lambda > 0`, with ``lam * max(M) <= 1e8``.
     variant : {"balanced", "relaxed"}, default "balanced"
     gamma_a, gamma_b : float, default 1.0
         Marginal penalties of the relaxed variant (ignored by "balanced").
@@ -33,6 +34,16 @@ class WassersteinLoss:
     renormalize : bool, default False
         Balanced variant only: rescale rows to unit mass instead of requiring
         equal masses.
+
+    Notes
+    -----
+    The compute dtype follows the measures, never the metric: float32 when ``h``
+    and ``y`` are both float32, float64 otherwise (integers included).  ``M`` is
+    kept in float64 and the kernel is built in float64 and rounded, once per
+    compute dtype.
+
+    Instances may be shared between threads (see :mod:`sinkhorn_nb.cpu.drivers`);
+    they pickle without their device copies.
 
     See Also
     --------
@@ -50,19 +61,26 @@ class WassersteinLoss:
     def __init__(self, M, lam, variant="balanced", gamma_a=1.0, gamma_b=1.0, device="cpu",
                  *, max_iter=1000, tol=None, check_every=10, method="auto",
                  renormalize=False):
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        self.M = check_ground_metric(M).astype(np.float64)
-        self.lam = check_positive_scalar(lam, "lam")
-        self.variant = variant
+        self.variant = check_variant(variant)
+        self.M = check_ground_metric(M)
+        self.lam = check_lam(lam)
+        check_lam_times_metric(self.lam, float(self.M.max()))
         self.gamma_a = check_positive_scalar(gamma_a, "gamma_a")
         self.gamma_b = check_positive_scalar(gamma_b, "gamma_b")
         self.device = resolve_device(device)
-        self.max_iter, self.tol, self.check_every = check_iteration_args(
-            max_iter, tol, check_every)
-        self.method = check_method(method)
-        self.renormalize = bool(renormalize)
+        self.controls = check_controls(max_iter, tol, check_every, method)
+        self.renormalize = check_bool(renormalize, "renormalize")
         self._kernels = {}
+
+    max_iter = property(lambda self: self.controls.max_iter)
+    tol = property(lambda self: self.controls.tol)
+    check_every = property(lambda self: self.controls.check_every)
+    method = property(lambda self: self.controls.method)
+
+    @property
+    def gammas(self):
+        """``(gamma_a, gamma_b)`` for the relaxed variant, None for the balanced one."""
+        return (self.gamma_a, self.gamma_b) if self.variant == "relaxed" else None
 
     def kernel(self, dtype):
         """The :class:`~sinkhorn_nb.gibbs.GibbsKernel` for ``dtype`` (built once)."""
@@ -74,20 +92,61 @@ class WassersteinLoss:
     def solve(self, h, y, init=None):
         """Full :class:`SinkhornResult` for ``(h, y)`` (validated like :func:`sinkhorn`).
 
-        The compute dtype follows ``h`` and ``y`` (float32 when both are).
         ``init = (u, v)``, two arrays shaped like ``h`` (for instance the ``u`` and
         ``v`` of an earlier result on nearby inputs), warm-starts the iteration.
         """
-        return run(self.variant, h, y, self.M, self.kernel, gammas=(self.gamma_a, self.gamma_b),
-                   max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
-                   method=self.method, renormalize=self.renormalize, device=self.device,
-                   init=init, metric_sets_dtype=False, what="WassersteinLoss")
+        return self._solve(h, y, init, "WassersteinLoss")
 
     def __call__(self, h, y):
         """Return ``(value, grad)``: per-row values (scalar for 1-D input) and
         the gradient with respect to ``h`` (shape of ``h``)."""
-        result = self.solve(h, y)
+        result = self._solve(h, y, None, "WassersteinLoss")
         return result.loss, result.grad
+
+    def _solve(self, h, y, init, what):
+        """Validate once, then solve (:meth:`solve_measures`) and warn once."""
+        balanced = self.variant == "balanced"
+        K = self.M.shape[0]
+        if self.device == "cuda" and is_device_array(h) and is_device_array(y):
+            from .cuda.drivers import check_device_measures
+            measures = check_device_measures(h, y, K, balanced, self.renormalize,
+                                             self.controls)
+        else:
+            measures = check_measures(h, y, K, balanced, self.renormalize, self.controls)
+        result, status = self.solve_measures(measures, check_init(init, measures))
+        warn_if_not_converged(status, self.controls.tol_for(measures.dtype),
+                              self.controls.max_iter, what)
+        return result.squeeze() if measures.was_1d else result
+
+    def solve_measures(self, measures, init=None):
+        """Solve already validated measures on this engine's device.
+
+        The entry for callers that validated their data once (the estimator's
+        objective, see :mod:`sinkhorn_nb.objective`): no check, no warning.
+
+        Parameters
+        ----------
+        measures : sinkhorn_nb.validation.Measures
+        init : tuple of ndarray of shape (n, K), optional
+            Warm-start scalings ``(u, v)`` in the compute dtype, trusted.
+
+        Returns
+        -------
+        result : SinkhornResult
+            Batched (never squeezed).
+        status : ndarray of int64 (n,)
+            Per-row :mod:`sinkhorn_nb.core` status codes (host array).
+        """
+        kernel = self.kernel(measures.dtype)
+        tol = self.controls.tol_for(measures.dtype)
+        if self.device == "cuda":
+            from .cuda import drivers
+            return drivers.solve(measures, kernel.on_device(), self.gammas, self.controls,
+                                 tol, init)
+        from .cpu import drivers
+        result = SinkhornResult.empty(*measures.shape, measures.dtype)
+        status = drivers.solve(measures, kernel, self.gammas, self.controls, tol, init, result)
+        return result, status
 
     def __repr__(self):
         extra = (f", gamma_a={self.gamma_a}, gamma_b={self.gamma_b}"

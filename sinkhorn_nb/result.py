@@ -4,35 +4,43 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .core import FAILED
+
+FIELDS = ("loss", "grad", "transport_cost", "n_iter", "err", "converged", "u", "v")
+
 
 @dataclass(frozen=True)
 class SinkhornResult:
-    """Per-row outputs of a Sinkhorn solve.
+    r"""Per-row outputs of a Sinkhorn solve.
 
     For a batched call every attribute has a leading axis of length ``n``; for a
-    1-D call the arrays are 1-D (``u``, ``v``, ``grad``) or scalars.
+    1-D call the arrays are 1-D (``u``, ``v``, ``grad``) or scalars.  Floating
+    fields have the compute dtype (see :func:`sinkhorn_nb.sinkhorn`).
 
     Attributes
     ----------
     loss : ndarray (n,)
-        Value of the regularized objective (DESIGN.md §1.1 / §1.2).
+        Value of the regularized objective: the smoothed transport loss
+        :math:`W_\lambda` or the relaxed :math:`W_{KL}`.
     grad : ndarray (n, K)
-        Gradient with respect to ``h`` (balanced: centred dual potential; relaxed:
-        :math:`\\gamma_a(1 - T1 \\oslash h)`).
+        Gradient with respect to ``h`` (balanced: the centred dual potential;
+        relaxed: :math:`\gamma_a(1 - T1 \oslash h)`).
     transport_cost : ndarray (n,)
-        :math:`\\langle T, M\\rangle` of the regularized plan.
-    n_iter : ndarray of int (n,)
+        :math:`\langle T, M\rangle` of the regularized plan.
+    n_iter : ndarray of int64 (n,)
         Iterations used (0 for closed-form rows).
     err : ndarray (n,)
-        Final relative marginal error (see :mod:`sinkhorn_nb.cpu.scaling`).
+        Final relative marginal error (the stopping test of the variant).
     converged : ndarray of bool (n,)
-        ``err < tol``.
+        ``err < tol``, with finite outputs.
     u, v : ndarray (n, K)
-        Scalings with :math:`T = \\operatorname{diag}(u)\\,G\\,\\operatorname{diag}(v)`,
-        :math:`G = e^{-\\lambda M - 1}`.  Zero where the matching mass is zero.
-        In the log-domain regime (``lam * max(M)`` in the hundreds or more) they
-        can overflow to ``inf``/underflow to 0 even though ``loss`` and ``grad``
-        are accurate: the plan itself is then best formed in the log domain.
+        Scalings with :math:`T = \operatorname{diag}(u)\,G\,\operatorname{diag}(v)`,
+        :math:`G = e^{-\lambda M - 1}`; zero where the matching mass is zero.  For
+        ``lam * max(M)`` in the hundreds or more (the log-domain regime) they can
+        overflow to ``inf`` or underflow to 0 although ``loss`` and ``grad`` are
+        accurate.  In the balanced variant :math:`(cu, v/c)` is the same plan; the
+        solvers report the pair whose largest logarithms are balanced when one
+        of them would overflow.
     """
     loss: np.ndarray
     grad: np.ndarray
@@ -43,22 +51,43 @@ class SinkhornResult:
     u: np.ndarray
     v: np.ndarray
 
+    @classmethod
+    def empty(cls, n, K, dtype, alloc=np.empty):
+        """Uninitialized arrays for ``n`` rows of ``K`` labels (``alloc(shape,
+        dtype)`` allocates: NumPy's by default, a device allocator for CUDA)."""
+        return cls(loss=alloc(n, dtype), grad=alloc((n, K), dtype),
+                   transport_cost=alloc(n, dtype), n_iter=alloc(n, np.int64),
+                   err=alloc(n, dtype), converged=alloc(n, np.bool_),
+                   u=alloc((n, K), dtype), v=alloc((n, K), dtype))
+
     def squeeze(self):
         """The same result for a single (1-D) problem: scalars and 1-D arrays."""
         values = {}
-        for name in self.__dataclass_fields__:
+        for name in FIELDS:
             value = getattr(self, name)[0]
             values[name] = value.item() if np.ndim(value) == 0 else value
         return SinkhornResult(**values)
 
+    def map(self, fn):
+        """A result with ``fn`` applied to every field (e.g. a device-to-host copy)."""
+        return SinkhornResult(**{name: fn(getattr(self, name)) for name in FIELDS})
 
-def warn_if_not_converged(converged, tol, max_iter, what):
-    """One :class:`~sklearn.exceptions.ConvergenceWarning` per call (never with ``tol=0``)."""
-    if tol > 0 and not np.all(converged):
-        from sklearn.exceptions import ConvergenceWarning   # sklearn is slow to import
-        bad = int(np.size(converged) - np.count_nonzero(converged))
-        warnings.warn(
-            f"{what}: {bad} of {np.size(converged)} rows did not reach tol={tol:g} in "
-            f"max_iter={max_iter} iterations; increase max_iter or tol (see result.err)",
-            ConvergenceWarning, stacklevel=3)
 
+def warn_if_not_converged(status, tol, max_iter, what):
+    """One :class:`~sklearn.exceptions.ConvergenceWarning` per call for rows that
+    did not converge: rows that reached ``max_iter`` (never with ``tol=0``) and
+    rows whose outputs are not finite (always)."""
+    failed = int(np.count_nonzero(status == FAILED))
+    slow = int(np.count_nonzero(status != 0)) - failed if tol > 0 else 0
+    if not (failed or slow):
+        return
+    from sklearn.exceptions import ConvergenceWarning   # sklearn is slow to import
+    n = np.size(status)
+    parts = []
+    if slow:
+        parts.append(f"{slow} of {n} rows did not reach tol={tol:g} in max_iter={max_iter} "
+                     "iterations; increase max_iter or tol (see result.err)")
+    if failed:
+        parts.append(f"{failed} of {n} rows gave non-finite values (floating-point "
+                     "overflow: the inputs are too large or lam too small for this dtype)")
+    warnings.warn(f"{what}: " + "; ".join(parts), ConvergenceWarning, stacklevel=4)

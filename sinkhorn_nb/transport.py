@@ -1,10 +1,10 @@
-"""Public Sinkhorn solvers: :func:`sinkhorn` and :func:`sinkhorn_relaxed`."""
-import numpy as np
+"""Public Sinkhorn solvers: :func:`sinkhorn` and :func:`sinkhorn_relaxed`.
 
-from .device import resolve_device
-from .dispatch import check_method, run
-from .gibbs import GibbsKernel
-from .validation import check_ground_metric, check_iteration_args, check_positive_scalar
+Each call is a :class:`~sinkhorn_nb.WassersteinLoss` used once: the arguments are
+validated there, the Gibbs kernel is built for the call, and the engine solves.
+"""
+from .loss import WassersteinLoss
+
 
 def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="auto",
              renormalize=False, device="cpu"):
@@ -109,14 +109,9 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
     >>> bool(r.converged)
     True
     """
-    M = _as_metric(M)
-    lam = check_positive_scalar(lam, "lam")
-    max_iter, tol, check_every = check_iteration_args(max_iter, tol, check_every)
-    check_method(method)
-    device = resolve_device(device)
-    return run("balanced", h, y, M, lambda dtype: GibbsKernel(M, lam, dtype),
-               max_iter=max_iter, tol=tol, check_every=check_every, method=method,
-               renormalize=renormalize, device=device, what="sinkhorn")
+    engine = WassersteinLoss(M, lam, "balanced", device=device, max_iter=max_iter, tol=tol,
+                             check_every=check_every, method=method, renormalize=renormalize)
+    return engine._solve(h, y, None, "sinkhorn")
 
 
 def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, tol=None,
@@ -193,18 +188,6 @@ def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, t
     >>> bool(r.loss > 0)
     True
     """
-    M = _as_metric(M)
-    lam = check_positive_scalar(lam, "lam")
-    gammas = (check_positive_scalar(gamma_a, "gamma_a"), check_positive_scalar(gamma_b, "gamma_b"))
-    max_iter, tol, check_every = check_iteration_args(max_iter, tol, check_every)
-    check_method(method)
-    device = resolve_device(device)
-    return run("relaxed", h, y, M, lambda dtype: GibbsKernel(M, lam, dtype), gammas=gammas,
-               max_iter=max_iter, tol=tol, check_every=check_every, method=method,
-               device=device, what="sinkhorn_relaxed")
-
-
-def _as_metric(M):
-    """The validated metric as a float array (float32 kept, others float64)."""
-    M = check_ground_metric(M)
-    return M if M.dtype in (np.float32, np.float64) else M.astype(np.float64)
+    engine = WassersteinLoss(M, lam, "relaxed", gamma_a, gamma_b, device=device,
+                             max_iter=max_iter, tol=tol, check_every=check_every, method=method)
+    return engine._solve(h, y, None, "sinkhorn_relaxed")

@@ -1,18 +1,124 @@
-"""Input checks shared by every public function.
+"""Argument checks: one rule and one message per fact, at the public entries only.
 
-Each check raises a ``ValueError`` or ``TypeError`` whose message names the
-argument and the problem.  Nothing here modifies its input: arrays are
-converted with :func:`numpy.ascontiguousarray`, which copies only when the
-dtype or layout must change, and the solvers never write into them.
+Every public function checks its arguments here once; the layers below (the
+drivers and kernels of :mod:`sinkhorn_nb.cpu` and :mod:`sinkhorn_nb.cuda`) trust
+what they receive.  Measures are checked by one scan that also records what
+the drivers need to route each row (masses, support sizes), so a call reads
+``h`` and ``y`` once before solving.  The CUDA backend scans device arrays on
+the GPU and hands the same per-row summary to :func:`measures_from_scan`, so
+host and device inputs fail with the same messages.
+
+Nothing here modifies its input: arrays are converted with
+:func:`numpy.ascontiguousarray` (a copy only when dtype or layout must change),
+and rescaled measures are new arrays.
 """
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
-#: Relative tolerance on ``|sum(h) - sum(y)|`` accepted by the balanced variant.
-BALANCED_MASS_RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-4}
+from .core import (BALANCED_MASS_RTOL, DEFAULT_TOL, LAM_M_LIMIT, METHODS, VARIANTS,
+                   compute_dtype)
+
+# Bits of the per-row flags of a measure scan (host and device).
+H_NOT_FINITE, Y_NOT_FINITE, H_NEGATIVE, Y_NEGATIVE = 1, 2, 4, 8
+_FLAG_MESSAGES = ((H_NOT_FINITE, "h contains NaN or infinite values"),
+                  (Y_NOT_FINITE, "y contains NaN or infinite values"),
+                  (H_NEGATIVE, "h contains negative values"),
+                  (Y_NEGATIVE, "y contains negative values"))
 
 
+# ------------------------------------------------------------------ scalars
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_bool(value, name):
+    """``value`` if it is a real boolean (``True``/``False``, NumPy's included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_positive_scalar(value, name):
+    """``value`` as a float after checking that it is finite and > 0."""
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
+def check_lam(lam):
+    """The regularization ``lam``: finite, > 0 and a normal float64 (its inverse,
+    which scales the loss, must be finite)."""
+    lam = check_positive_scalar(lam, "lam")
+    if lam < np.finfo(np.float64).tiny:
+        raise ValueError(f"lam must be finite and > 0 with a finite 1 / lam, got {lam} "
+                         "(subnormal)")
+    return lam
+
+
+def check_lam_times_metric(lam, max_m):
+    """Reject ``lam * max(M)`` beyond :data:`~sinkhorn_nb.core.LAM_M_LIMIT`."""
+    product = lam * max_m
+    if not product <= LAM_M_LIMIT:
+        raise ValueError(
+            f"lam * max(M) = {product:.3g} is above {LAM_M_LIMIT:g}: float64 cannot resolve "
+            "exp(-lam * M) at this scale, so no solver can return an accurate loss; use "
+            "exact_wasserstein for the unregularized value, or a smaller lam")
+
+
+def check_integer(value, name, low):
+    """``value`` as an int after checking that it is an integer >= ``low``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def check_choice(value, name, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Validated solver controls (see :func:`sinkhorn_nb.sinkhorn`).
+
+    ``tol`` is None for the default of the compute dtype (:meth:`tol_for`).
+    """
+    max_iter: int
+    tol: float
+    check_every: int
+    method: str
+
+    def tol_for(self, dtype):
+        return DEFAULT_TOL[np.dtype(dtype)] if self.tol is None else self.tol
+
+
+def check_controls(max_iter, tol, check_every, method):
+    """Validate the convergence controls shared by both variants."""
+    max_iter = check_integer(max_iter, "max_iter", 1)
+    check_every = check_integer(check_every, "check_every", 1)
+    if tol is not None:
+        if not _is_real(tol):
+            raise TypeError(f"tol must be a real number, got {type(tol).__name__}")
+        tol = float(tol)
+        if not np.isfinite(tol) or tol < 0:
+            raise ValueError(f"tol must be finite and >= 0, got {tol}")
+    return Controls(max_iter, tol, check_every, check_choice(method, "method", METHODS))
+
+
+def check_variant(variant):
+    return check_choice(variant, "variant", VARIANTS)
+
+
+# ------------------------------------------------------------------- arrays
 def is_device_array(x):
     """CUDA array interface objects (CuPy, ...) and Numba device arrays (also the
     simulator's, which have ``copy_to_host`` but no interface)."""
@@ -21,17 +127,16 @@ def is_device_array(x):
 
 
 def as_real_array(x, name):
-    """Return ``x`` as a NumPy array of a real numeric dtype.
+    """``x`` as a NumPy array of a real numeric dtype.
 
     Raises
     ------
     TypeError
-        If ``x`` is not numeric (strings, objects, complex numbers).
+        If ``x`` is a device array, or not numeric (strings, objects, complex).
     """
     if is_device_array(x):
-        raise TypeError(
-            f"{name} is a device array; pass device='cuda' to keep it on the GPU "
-            "or copy it to the host first")
+        raise TypeError(f"{name} is a device array; pass device='cuda' to keep it on the "
+                        "GPU or copy it to the host first")
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -41,141 +146,219 @@ def as_real_array(x, name):
     return arr
 
 
-def compute_dtype(*arrays):
-    """Floating dtype the solvers compute in.
-
-    ``np.result_type`` of the inputs, raised to at least float32: three float32
-    arrays compute in float32; any float64 or integer array makes it float64
-    (NumPy's promotion of integers with float32); float16 computes in float32.
-    """
-    dtype = np.result_type(*[a.dtype for a in arrays], np.float32)
-    if dtype not in (np.float32, np.float64):
-        dtype = np.dtype(np.float64)
-    return np.dtype(dtype)
-
-
 def check_finite_nonnegative(arr, name):
-    """Raise ``ValueError`` if ``arr`` has NaN, inf or negative entries."""
-    if not np.all(np.isfinite(arr)):
+    """Raise ``ValueError`` if ``arr`` has NaN, inf or negative entries (one pass)."""
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    if flat.dtype.kind != "f":
+        flat = flat.astype(np.float64)
+    total, negative, _ = _row_summary(flat)
+    if not np.isfinite(total) and not _all_finite(flat):
         raise ValueError(f"{name} contains NaN or infinite values")
-    if np.any(arr < 0):
+    if negative:
         raise ValueError(f"{name} contains negative values")
 
 
-def check_positive_scalar(value, name):
-    """Return ``value`` as a float after checking it is finite and > 0."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return value
-
-
-def check_iteration_args(max_iter, tol, check_every):
-    """Validate the convergence controls shared by both variants."""
-    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, numbers.Integral):
-        raise TypeError(f"max_iter must be an integer, got {type(max_iter).__name__}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-    if isinstance(check_every, (bool, np.bool_)) or not isinstance(check_every, numbers.Integral):
-        raise TypeError(f"check_every must be an integer, got {type(check_every).__name__}")
-    if check_every < 1:
-        raise ValueError(f"check_every must be >= 1, got {check_every}")
-    if tol is not None:
-        if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real):
-            raise TypeError(f"tol must be a real number, got {type(tol).__name__}")
-        if not np.isfinite(tol) or tol < 0:
-            raise ValueError(f"tol must be finite and >= 0, got {tol}")
-    return int(max_iter), tol, int(check_every)
-
-
 def check_ground_metric(M, name="M"):
-    """Validate a ground metric: square, finite, non-negative, 2-D."""
+    """A ground metric as a C-contiguous float64 array: square, finite, non-negative,
+    at least one label.  Copies only when dtype or layout differ."""
     M = as_real_array(M, name)
     if M.ndim != 2 or M.shape[0] != M.shape[1]:
         raise ValueError(f"{name} must be a square 2-D array, got shape {M.shape}")
     if M.shape[0] == 0:
         raise ValueError(f"{name} must have at least one label, got shape {M.shape}")
     check_finite_nonnegative(M, name)
-    return M
+    return np.ascontiguousarray(M, dtype=np.float64)
 
 
-def check_pair(h, y, metric_shape, dtype=None):
-    """Validate predictions and targets against an already validated metric.
+def check_shapes(h_shape, y_shape, n_labels):
+    """Shape rules for ``h`` and ``y``; returns True for a single (1-D) problem."""
+    for name, shape in (("h", h_shape), ("y", y_shape)):
+        if len(shape) not in (1, 2):
+            raise ValueError(f"{name} must be 1-D (K,) or 2-D (n, K), got {len(shape)} "
+                             "dimensions")
+    if tuple(h_shape) != tuple(y_shape):
+        raise ValueError(f"h and y must have the same shape, got {tuple(h_shape)} and "
+                         f"{tuple(y_shape)}")
+    if len(h_shape) == 2 and h_shape[0] == 0:
+        raise ValueError("h and y are an empty batch (0 rows)")
+    if h_shape[-1] != n_labels:
+        raise ValueError(f"M has shape {(n_labels, n_labels)} but h and y have "
+                         f"K={h_shape[-1]} labels")
+    return len(h_shape) == 1
 
-    Returns ``(h2, y2, was_1d)``: 2-D, C-contiguous, in ``dtype`` (default: the
-    compute dtype of ``h`` and ``y``), copies only when needed.
+
+@dataclass(frozen=True)
+class Measures:
+    """A validated batch ``(h, y)``, trusted by the drivers.
+
+    Attributes
+    ----------
+    h, y : array of shape (n, K)
+        C-contiguous, in the compute dtype; NumPy arrays, or device arrays for
+        the CUDA backend.  For the balanced variant the rows have equal masses
+        (rescaled copies where the caller's differed by rounding, or with
+        ``renormalize``).
+    mass_h, mass_y : ndarray of shape (n,), float64
+        Row masses (after any rescaling).
+    support : ndarray of shape (n,), int64
+        Number of non-zeros of each row of ``y``.
+    was_1d : bool
+        The caller passed vectors; results are squeezed back.
+    """
+    h: object
+    y: object
+    mass_h: np.ndarray
+    mass_y: np.ndarray
+    support: np.ndarray
+    was_1d: bool
+
+    @property
+    def dtype(self):
+        return np.dtype(self.h.dtype)
+
+    @property
+    def shape(self):
+        return tuple(self.h.shape)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _row_summary(x):
+    """Sum, number of negative entries and of non-zeros of a row (vectorized)."""
+    total = 0.0
+    negative = 0
+    nonzero = 0
+    for j in range(x.size):
+        value = x[j]
+        total += value
+        negative += value < 0
+        nonzero += value != 0
+    return total, negative, nonzero
+
+
+@njit(cache=True, error_model="numpy")
+def _all_finite(x):
+    for j in range(x.size):
+        if not np.isfinite(x[j]):
+            return False
+    return True
+
+
+@njit(cache=True, error_model="numpy")
+def scan_measures(h, y, mass_h, mass_y, support, flags):
+    """One pass over ``h`` and ``y``: row masses, support sizes of ``y`` and the
+    flags :data:`H_NOT_FINITE`, ... of each row.
+
+    A finite mass of non-negative values proves every entry finite; only rows
+    whose mass is not finite are scanned entry by entry.  Serial on purpose: the
+    vectorized pass runs at memory speed, faster than waking a thread pool.
+    """
+    for r in range(h.shape[0]):
+        total_h, negative_h, _ = _row_summary(h[r])
+        total_y, negative_y, nonzero_y = _row_summary(y[r])
+        flag = 0
+        if not np.isfinite(total_h) and not _all_finite(h[r]):
+            flag |= 1
+        if not np.isfinite(total_y) and not _all_finite(y[r]):
+            flag |= 2
+        if negative_h > 0:
+            flag |= 4
+        if negative_y > 0:
+            flag |= 8
+        mass_h[r] = total_h
+        mass_y[r] = total_y
+        support[r] = nonzero_y
+        flags[r] = flag
+
+
+def measures_from_scan(h, y, mass_h, mass_y, support, flags, balanced, renormalize, tol,
+                       was_1d, rescale):
+    """Raise for what a scan found, then return the :class:`Measures`.
+
+    Shared by the host and device checks: ``rescale(x, factors)`` returns a new
+    array with row ``r`` of ``x`` multiplied by ``factors[r]`` (NumPy or device).
+    For the balanced variant masses must be positive and equal to a relative
+    :data:`~sinkhorn_nb.core.BALANCED_MASS_RTOL`; with ``renormalize`` both rows
+    are rescaled to unit mass instead, and a gap within the tolerance but above
+    ``tol / 100`` (where it would put a floor under the stopping test) is closed
+    by rescaling ``y`` to the mass of ``h``.
+    """
+    for bit, message in _FLAG_MESSAGES:
+        if np.any(flags & bit):
+            raise ValueError(message)
+    for name, mass in (("h", mass_h), ("y", mass_y)):
+        if not np.all(np.isfinite(mass)):
+            row = int(np.argmin(np.isfinite(mass)))
+            raise ValueError(f"{name} row {row} has a total mass that overflows float64")
+    if balanced:
+        for name, mass in (("h", mass_h), ("y", mass_y)):
+            if np.any(mass <= 0):
+                raise ValueError(f"{name} row {int(np.argmax(mass <= 0))} has zero total "
+                                 "mass; the balanced variant needs positive masses")
+        if renormalize:
+            h, y = rescale(h, 1.0 / mass_h), rescale(y, 1.0 / mass_y)
+            mass_h = mass_y = np.ones_like(mass_h)
+        else:
+            gap = np.abs(mass_h - mass_y) / np.maximum(mass_h, mass_y)
+            rtol = BALANCED_MASS_RTOL[np.dtype(h.dtype)]
+            if np.any(gap > rtol):
+                row = int(np.argmax(gap))
+                raise ValueError(
+                    f"h and y must have equal total mass in the balanced variant: row {row} "
+                    f"has sum(h)={mass_h[row]:.6g}, sum(y)={mass_y[row]:.6g} (relative gap "
+                    f"{gap[row]:.2g} > {rtol:g}); pass renormalize=True to rescale both to "
+                    "1, or use sinkhorn_relaxed for unnormalized measures")
+            if np.any(gap > 0.01 * tol):
+                y = rescale(y, mass_h / mass_y)
+                mass_y = mass_h
+    return Measures(h, y, mass_h, mass_y, support, was_1d)
+
+
+def _rescale_rows(x, factors):
+    return (x * factors[:, None]).astype(x.dtype, copy=False)
+
+
+def check_measures(h, y, n_labels, balanced, renormalize, controls=None):
+    """Validate host measures into :class:`Measures` (one scan of ``h`` and ``y``).
+
+    The compute dtype is :func:`~sinkhorn_nb.core.compute_dtype` of ``h`` and
+    ``y``; the tolerance of ``controls`` in that dtype (0 without controls)
+    decides whether rounding-level mass gaps are closed (see
+    :func:`measures_from_scan`).
     """
     h = as_real_array(h, "h")
     y = as_real_array(y, "y")
-    if h.ndim not in (1, 2):
-        raise ValueError(f"h must be 1-D (K,) or 2-D (n, K), got {h.ndim} dimensions")
-    if y.ndim not in (1, 2):
-        raise ValueError(f"y must be 1-D (K,) or 2-D (n, K), got {y.ndim} dimensions")
-    if h.shape != y.shape:
-        raise ValueError(f"h and y must have the same shape, got {h.shape} and {y.shape}")
-    was_1d = h.ndim == 1
-    if was_1d:
-        h, y = h[None, :], y[None, :]
-    if h.shape[0] == 0:
-        raise ValueError("h and y are an empty batch (0 rows)")
-    if h.shape[1] != metric_shape[0]:
-        raise ValueError(
-            f"M has shape {metric_shape} but h and y have K={h.shape[1]} labels")
-    check_finite_nonnegative(h, "h")
-    check_finite_nonnegative(y, "y")
-    dtype = compute_dtype(h, y) if dtype is None else dtype
-    return np.ascontiguousarray(h, dtype=dtype), np.ascontiguousarray(y, dtype=dtype), was_1d
+    was_1d = check_shapes(h.shape, y.shape, n_labels)
+    dtype = compute_dtype(h.dtype, y.dtype)
+    h = np.ascontiguousarray(h.reshape(-1, n_labels), dtype=dtype)
+    y = np.ascontiguousarray(y.reshape(-1, n_labels), dtype=dtype)
+    n = h.shape[0]
+    mass_h, mass_y = np.empty(n), np.empty(n)
+    support, flags = np.empty(n, np.int64), np.empty(n, np.int64)
+    scan_measures(h, y, mass_h, mass_y, support, flags)
+    return measures_from_scan(h, y, mass_h, mass_y, support, flags, balanced, renormalize,
+                              0.0 if controls is None else controls.tol_for(dtype), was_1d,
+                              _rescale_rows)
 
 
-def check_measures(h, y, M):
-    """Validate a (prediction, target, ground metric) triple.
-
-    Returns
-    -------
-    h2, y2 : ndarray of shape (n, K)
-        C-contiguous in the compute dtype (copies only when needed).
-    M2 : ndarray of shape (K, K)
-        The ground metric in the compute dtype.
-    was_1d : bool
-        True when ``h`` and ``y`` were vectors.
-    """
-    M = check_ground_metric(M)
-    dtype = compute_dtype(as_real_array(h, "h"), as_real_array(y, "y"), M)
-    h2, y2, was_1d = check_pair(h, y, M.shape, dtype)
-    return h2, y2, np.ascontiguousarray(M, dtype=dtype), was_1d
-
-
-def check_balanced_masses(h, y, renormalize):
-    """Check (or, on request, restore) equal row masses for the balanced variant.
-
-    Masses may differ by a relative ``BALANCED_MASS_RTOL`` (rounding); ``y`` is then
-    rescaled to the mass of ``h`` so the iteration can converge.  Returns the
-    (possibly rescaled) ``h`` and ``y``; rescaling works on copies.
-    """
-    mass_h = h.sum(axis=1, dtype=np.float64)
-    mass_y = y.sum(axis=1, dtype=np.float64)
-    if np.any(mass_h <= 0):
-        raise ValueError(f"h row {int(np.argmax(mass_h <= 0))} has zero total mass; "
-                         "the balanced variant needs positive masses")
-    if np.any(mass_y <= 0):
-        raise ValueError(f"y row {int(np.argmax(mass_y <= 0))} has zero total mass; "
-                         "the balanced variant needs positive masses")
-    if renormalize:
-        return ((h / mass_h[:, None]).astype(h.dtype, copy=False),
-                (y / mass_y[:, None]).astype(y.dtype, copy=False))
-    rtol = BALANCED_MASS_RTOL[h.dtype]
-    gap = np.abs(mass_h - mass_y) / np.maximum(mass_h, mass_y)
-    if np.any(gap > rtol):
-        row = int(np.argmax(gap))
-        raise ValueError(
-            f"h and y must have equal total mass in the balanced variant: row {row} has "
-            f"sum(h)={mass_h[row]:.6g}, sum(y)={mass_y[row]:.6g} (relative gap "
-            f"{gap[row]:.2g} > {rtol:g}); pass renormalize=True to rescale both to 1, "
-            "or use sinkhorn_relaxed for unnormalized measures")
-    if np.any(mass_h != mass_y):
-        # a gap within the tolerance (rounding) would put a floor under the marginal
-        # error: match y's mass to h's on a copy, a change below rtol
-        y = (y * (mass_h / mass_y)[:, None]).astype(y.dtype, copy=False)
-    return h, y
+def check_init(init, measures):
+    """Warm-start scalings ``init = (u, v)``, each shaped like ``h`` as the caller
+    passed it (so a result's own ``u`` and ``v`` fit), finite and non-negative.
+    Returns host arrays of shape (n, K) in the compute dtype, or None."""
+    if init is None:
+        return None
+    if not isinstance(init, (tuple, list)) or len(init) != 2:
+        raise ValueError("init must be a pair (u, v) of arrays shaped like h, got "
+                         f"{type(init).__name__}"
+                         + (f" of length {len(init)}" if isinstance(init, (tuple, list)) else ""))
+    n, K = measures.shape
+    expected = (K,) if measures.was_1d else (n, K)
+    arrays = []
+    for name, x in zip(("u", "v"), init):
+        if is_device_array(x):
+            x = x.copy_to_host() if hasattr(x, "copy_to_host") else np.asarray(x.get())
+        x = as_real_array(x, f"init {name}")
+        if x.shape != expected:
+            raise ValueError(f"init {name} must have the shape of h {expected}, got {x.shape}")
+        check_finite_nonnegative(x, f"init {name}")
+        arrays.append(np.ascontiguousarray(x.reshape(n, K), dtype=measures.dtype))
+    return tuple(arrays)

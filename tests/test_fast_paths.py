@@ -10,7 +10,7 @@ import pytest
 import sinkhorn_nb as snb
 from conftest import random_metric, random_predictions, random_targets
 from reference import plan_from_scalings, reference_balanced, reference_relaxed
-from sinkhorn_nb.cpu import paths
+from sinkhorn_nb import core
 from sinkhorn_nb.gibbs import GibbsKernel
 
 TIGHT = dict(max_iter=200000, tol=1e-13)
@@ -34,7 +34,7 @@ def solve(variant, h, y, M, lam, **kw):
 def force_path(monkeypatch):
     """``force_path("sparse" | "dense")`` routes every multiplicative row there."""
     def force(which):
-        monkeypatch.setattr(paths, "SPARSE_FRACTION", 2.0 if which == "sparse" else -1.0)
+        monkeypatch.setattr(core, "SPARSE_FRACTION", 2.0 if which == "sparse" else -1.0)
     return force
 
 
@@ -43,7 +43,8 @@ def test_sparse_rows_threshold():
     y[0, :2] = 0.5          # 2 <= 16/8: sparse
     y[1, :3] = 1 / 3        # 3 > 2: dense
     y[2, :] = 1 / 16
-    np.testing.assert_array_equal(paths.sparse_rows(y), [True, False, False])
+    np.testing.assert_array_equal(core.sparse_rows(np.count_nonzero(y, axis=1), 16),
+                                  [True, False, False])
 
 
 @pytest.mark.parametrize("variant", ["balanced", "relaxed"])
@@ -98,7 +99,7 @@ def test_mixed_batch_equals_each_row_alone(variant):
     M = random_metric(K, 6)
     h = random_predictions(6, K, 7)
     y = np.vstack([sparse_targets(3, K, 3, 8), random_targets("dense", 3, K, 9)])
-    assert paths.sparse_rows(y).tolist() == [True] * 3 + [False] * 3
+    assert core.sparse_rows(np.count_nonzero(y, axis=1), K).tolist() == [True] * 3 + [False] * 3
     batch = solve(variant, h, y, M, 10.0)
     for i in range(6):
         alone = solve(variant, h[i], y[i], M, 10.0)

@@ -1,13 +1,12 @@
-"""Numba ``@njit`` kernels and drivers for the CPU (mirrored by :mod:`sinkhorn_nb.cuda`).
+"""Numba ``@njit`` kernels and the driver for the CPU (mirrored by :mod:`sinkhorn_nb.cuda`).
 
-* :func:`sinkhorn_balanced`, :func:`sinkhorn_relaxed` — drivers on validated
-  ``(n, K)`` arrays and a :class:`~sinkhorn_nb.gibbs.GibbsKernel`.
-* :func:`scaling_iterations` — the batched multiplicative kernel (BLAS products).
-* :func:`log_scaling_iterations` — the log-domain kernel, row-parallel.
+* :mod:`~sinkhorn_nb.cpu.kernels` — the iterations shared by both variants:
+  batched BLAS products, sparse targets, the log domain.
+* :mod:`~sinkhorn_nb.cpu.balanced`, :mod:`~sinkhorn_nb.cpu.relaxed` — each
+  variant's outputs (loss, gradient) and closed forms.
+* :mod:`~sinkhorn_nb.cpu.drivers` — :func:`~sinkhorn_nb.cpu.drivers.solve`,
+  which routes every row and fills one preallocated result.
 """
-from .balanced import sinkhorn_balanced
-from .relaxed import sinkhorn_relaxed
-from .scaling import log_marginal_terms, log_scaling_iterations, scaling_iterations
+from . import balanced, drivers, kernels, relaxed
 
-__all__ = ["sinkhorn_balanced", "sinkhorn_relaxed", "scaling_iterations",
-           "log_scaling_iterations", "log_marginal_terms"]
+__all__ = ["balanced", "drivers", "kernels", "relaxed"]

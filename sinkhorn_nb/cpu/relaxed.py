@@ -1,90 +1,133 @@
-"""CPU driver for relaxed (unbalanced, KL-penalized) transport, DESIGN.md §1.2."""
+r"""Kernels of relaxed (unbalanced, KL-penalized) transport: outputs and empty rows.
+
+The value is the objective at :math:`T = \operatorname{diag}(u) G \operatorname{diag}(v)`,
+
+.. math::
+    W_{KL} = \langle T, M\rangle + \tfrac1\lambda\textstyle\sum T\log T
+    + \gamma_a \widetilde{KL}(T1\|h) + \gamma_b \widetilde{KL}(T^\top 1\|y),
+    \qquad \partial W_{KL}/\partial h = \gamma_a (1 - T1 \oslash h),
+
+computed with :math:`\sum T\log T = \sum_i r_i\log u_i + \sum_j c_j \log v_j
+- \lambda\langle T, M\rangle - \sum T` (row and column marginals :math:`r, c`)
+and :math:`\widetilde{KL}(w\|z) = w^\top\log(w \oslash z) - 1^\top w + 1^\top z`
+(``0 log 0 = 0``).  Where :math:`h_i = 0` the derivative is its limit
+:math:`-\infty`.  Every kernel writes the rows ``rows`` of the caller's arrays.
+"""
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from .paths import ScalingState, solve
-
-
-def relaxed_exponents(lam, gamma_a, gamma_b):
-    """``a = gamma_a lam / (gamma_a lam + 1)`` and the same for ``b`` (Prop. 4.2)."""
-    return gamma_a * lam / (gamma_a * lam + 1.0), gamma_b * lam / (gamma_b * lam + 1.0)
+from ..core import CONVERGED, FAILED
+from .kernels import compiled, parallel
 
 
-def relaxed_outputs(h, y, state, lam, gamma_a, gamma_b):
-    """Objective and gradient at ``T = diag(u) G diag(v)``.
-
-    .. math::
-        W_{KL} = \\langle T, M\\rangle + \\tfrac1\\lambda\\textstyle\\sum T\\log T
-        + \\gamma_a \\widetilde{KL}(T1\\|h) + \\gamma_b \\widetilde{KL}(T^\\top 1\\|y),
-        \\qquad \\partial W_{KL}/\\partial h = \\gamma_a (1 - T1 \\oslash h)
-
-    using :math:`\\sum T\\log T = \\sum_i r_i\\log u_i + \\sum_j c_j \\log v_j
-    - \\lambda\\langle T, M\\rangle - \\sum T` and
-    :math:`\\widetilde{KL}(w\\|z) = w^\\top\\log(w \\oslash z) - 1^\\top w + 1^\\top z`
-    (``0 log 0 = 0``).  Where
-    ``h_i = 0`` the derivative is its limit :math:`-\\infty`.
-    """
-    n, K = h.shape
-    loss = np.empty(n)
-    grad = np.empty((n, K))
-    _relaxed_rows(h, y, state.log_u, state.log_v, state.lse_row, state.lse_col, lam,
-                  gamma_a, gamma_b, loss, grad)
-    return loss, grad
+@compiled
+def _positive_finite(x):
+    return x > 0 and x < np.inf
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _relaxed_rows(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_b, loss, grad):
-    n, K = h.shape
-    for r in prange(n):
-        entropic = 0.0    # sum T log T + lam <T, M>
+@compiled
+def _marginal_terms(mass, marginal, log_scaling, log_marginal):
+    """Contributions of one label to ``sum T log T + lam <T, M>`` and to the KL
+    term, from its marginal ``marginal > 0`` and mass ``mass > 0``."""
+    return (marginal * log_scaling,
+            marginal * (log_marginal - np.log(np.float64(mass))))
+
+
+@parallel
+def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss, grad,
+                          status):
+    """Objective and gradient of a multiplicative solve; ``status[r] = FAILED``
+    where a scaling or marginal over/underflowed on the support of its mass."""
+    K = h.shape[1]
+    for k in prange(rows.size):
+        r = rows[k]
+        entropic = 0.0       # sum T log T + lam <T, M>
         kl_a = 0.0
         kl_b = 0.0
-        for j in range(K):
-            row = np.exp(log_u[r, j] + lse_row[r, j]) if h[r, j] > 0 else 0.0
-            col = np.exp(log_v[r, j] + lse_col[r, j]) if y[r, j] > 0 else 0.0
-            if row > 0:
-                entropic += row * log_u[r, j] - row
-                kl_a += row * (np.log(row) - np.log(np.float64(h[r, j])))
-            if col > 0:
-                entropic += col * log_v[r, j]
-                kl_b += col * (np.log(col) - np.log(np.float64(y[r, j])))
-            kl_a += h[r, j] - row
-            kl_b += y[r, j] - col
-            grad[r, j] = gamma_a * (1.0 - row / h[r, j]) if h[r, j] > 0 else -np.inf
+        ok = True
+        for i in range(K):
+            ok &= _positive_finite(Gv[r, i])
+            row = 0.0
+            if h[r, i] > 0:
+                ok &= _positive_finite(u[r, i])
+                row = np.float64(u[r, i]) * Gv[r, i]
+                if row > 0:
+                    e, kl = _marginal_terms(h[r, i], row, np.log(np.float64(u[r, i])),
+                                            np.log(row))
+                    entropic += e - row
+                    kl_a += kl
+                grad[r, i] = gamma_a * (1.0 - row / h[r, i])
+            else:
+                grad[r, i] = -np.inf
+            col = 0.0
+            if y[r, i] > 0:
+                ok &= _positive_finite(v[r, i]) and _positive_finite(GTu[r, i])
+                col = np.float64(v[r, i]) * GTu[r, i]
+                if col > 0:
+                    e, kl = _marginal_terms(y[r, i], col, np.log(np.float64(v[r, i])),
+                                            np.log(col))
+                    entropic += e
+                    kl_b += kl
+            kl_a += h[r, i] - row
+            kl_b += y[r, i] - col
+        loss[r] = entropic / lam + gamma_a * kl_a + gamma_b * kl_b
+        if not ok:
+            status[r] = FAILED
+
+
+@parallel
+def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_b, rows,
+                      loss, grad, u, v):
+    """Objective, gradient and scalings from a log-domain solve (one row of
+    ``log_u``, ``log_v``, ``lse_row``, ``lse_col`` per entry of ``rows``)."""
+    K = h.shape[1]
+    for k in prange(rows.size):
+        r = rows[k]
+        entropic = 0.0
+        kl_a = 0.0
+        kl_b = 0.0
+        for i in range(K):
+            row = 0.0
+            if h[r, i] > 0:
+                log_row = log_u[k, i] + lse_row[k, i]
+                row = np.exp(log_row)
+                if row > 0:
+                    e, kl = _marginal_terms(h[r, i], row, log_u[k, i], log_row)
+                    entropic += e - row
+                    kl_a += kl
+                grad[r, i] = gamma_a * (1.0 - row / h[r, i])
+            else:
+                grad[r, i] = -np.inf
+            col = 0.0
+            if y[r, i] > 0:
+                log_col = log_v[k, i] + lse_col[k, i]
+                col = np.exp(log_col)
+                if col > 0:
+                    e, kl = _marginal_terms(y[r, i], col, log_v[k, i], log_col)
+                    entropic += e
+                    kl_b += kl
+            kl_a += h[r, i] - row
+            kl_b += y[r, i] - col
+            u[r, i] = np.exp(log_u[k, i])
+            v[r, i] = np.exp(log_v[k, i])
         loss[r] = entropic / lam + gamma_a * kl_a + gamma_b * kl_b
 
 
-def zero_mass_state(n, K):
-    """State of rows where ``h`` or ``y`` is all zero: the optimal plan is ``T = 0``."""
-    state = ScalingState.empty(n, K)
-    state.lse_row[:] = -np.inf
-    state.lse_col[:] = -np.inf
-    return state
-
-
-def sinkhorn_relaxed(h, y, kernel, gamma_a, gamma_b, max_iter, tol, check_every,
-                     method, u0=None, v0=None):
-    """Solve the relaxed problem for every row.
-
-    Rows where ``h`` or ``y`` has zero total mass have the closed form ``T = 0``
-    (value ``gamma_a sum(h) + gamma_b sum(y)``); the others iterate.
-
-    Returns
-    -------
-    loss, grad, state
-    """
-    n, K = h.shape
-    a, b = relaxed_exponents(kernel.lam, gamma_a, gamma_b)
-    empty = (h.sum(axis=1) == 0) | (y.sum(axis=1) == 0)
-    if not np.any(empty):
-        state = solve(h, y, kernel, False, a, b, max_iter, tol, check_every, method, u0, v0)
-    else:
-        state = zero_mass_state(n, K)
-    if np.any(empty) and not np.all(empty):
-        rows = np.flatnonzero(~empty)
-        sub = solve(h[rows], y[rows], kernel, False, a, b, max_iter, tol, check_every,
-                    method,
-                    None if u0 is None else u0[rows], None if v0 is None else v0[rows])
-        state.put(rows, sub)
-    loss, grad = relaxed_outputs(h, y, state, kernel.lam, gamma_a, gamma_b)
-    return loss, grad, state
+@parallel
+def empty_rows(h, y, gamma_a, gamma_b, rows, loss, grad, cost, u, v, n_iter, err, status):
+    """Rows where ``h`` or ``y`` has zero mass: the optimal plan is ``T = 0``, with
+    value ``gamma_a sum(h) + gamma_b sum(y)``."""
+    K = h.shape[1]
+    for k in prange(rows.size):
+        r = rows[k]
+        total = 0.0
+        for i in range(K):
+            total += gamma_a * h[r, i] + gamma_b * y[r, i]
+            grad[r, i] = gamma_a if h[r, i] > 0 else -np.inf
+            u[r, i] = 0
+            v[r, i] = 0
+        loss[r] = total
+        cost[r] = 0
+        n_iter[r] = 0
+        err[r] = 0
+        status[r] = CONVERGED

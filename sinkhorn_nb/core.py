@@ -1,0 +1,69 @@
+"""Settings, status codes and small formulas shared by the CPU and CUDA backends.
+
+Everything here is plain Python and NumPy: both :mod:`sinkhorn_nb.cpu` and
+:mod:`sinkhorn_nb.cuda` import it, and neither backend imports the other.
+Numba freezes module globals into compiled code, so kernels receive these
+values as arguments instead of reading them.
+"""
+import numpy as np
+
+#: Per-row status codes written by every solver kernel.
+CONVERGED, MAX_ITER, FAILED = 0, 1, 2
+
+VARIANTS = ("balanced", "relaxed")
+METHODS = ("auto", "multiplicative", "log")
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+#: Default per-row tolerance on the relative marginal error, per compute dtype.
+DEFAULT_TOL = {F64: 1e-9, F32: 1e-5}
+
+#: Largest ``lam * max(M)`` for which ``method="auto"`` runs the multiplicative
+#: path: beyond it the scalings can overflow and the entries of ``G`` lose
+#: relative precision.  float64 keeps ``exp(-301) ~ 1e-131``, far above
+#: underflow; float32 keeps ``exp(-31) ~ 3e-14``.
+MULTIPLICATIVE_LIMIT = {F64: 300.0, F32: 30.0}
+
+#: Largest ``lam * max(M)`` accepted at all.  The plan's entries are
+#: ``exp(log u_i + log v_j - lam M_ij - 1)``; float64 resolves ``lam M_ij`` only
+#: to ``2.2e-16 * lam * max(M)``, so beyond ``1e8`` the exponents (hence the
+#: plan, the loss and the stopping test) lose precision that no iteration can
+#: recover.  Use :func:`sinkhorn_nb.exact_wasserstein` for the unregularized value.
+LAM_M_LIMIT = 1e8
+
+#: A target row takes the sparse path when it has at most this fraction of ``K``
+#: non-zeros: the gathered products cost ``2 K s`` per iteration against the
+#: ``2 K^2`` of the dense BLAS path, which runs a few times more flops per second.
+SPARSE_FRACTION = 0.125
+
+#: Batches with fewer entries ``n * K`` run the CPU's single-pass kernels (closed
+#: forms, outputs) on one thread: a pass over a million entries takes about a
+#: millisecond, while waking an idle thread pool can cost several (OpenMP on a
+#: virtual machine).  The iterative per-row kernels always use every thread.
+PARALLEL_MIN_ENTRIES = 2 ** 21
+
+#: Relative tolerance on ``|sum(h) - sum(y)| / max(sum(h), sum(y))`` accepted by
+#: the balanced variant (rounding of the caller's normalization).
+BALANCED_MASS_RTOL = {F64: 1e-6, F32: 1e-4}
+
+
+def compute_dtype(*dtypes):
+    """The dtype the solvers compute in, from the dtypes of ``h`` and ``y``.
+
+    float32 when both are float32 (or smaller floats), float64 otherwise
+    (integers, float64, mixed float32/float64).  The ground metric never decides
+    it: it is cast to the compute dtype.
+    """
+    dtype = np.result_type(*dtypes, np.float32)
+    return F32 if dtype == F32 else F64
+
+
+def relaxed_exponents(lam, gamma_a, gamma_b):
+    """``a = gamma_a lam / (gamma_a lam + 1)`` and ``b`` likewise (Proposition 4.2)."""
+    return gamma_a * lam / (gamma_a * lam + 1.0), gamma_b * lam / (gamma_b * lam + 1.0)
+
+
+def sparse_rows(support, n_labels):
+    """Mask of the rows whose target support (``support`` non-zeros of
+    ``n_labels``) is small enough for the sparse path."""
+    return support <= SPARSE_FRACTION * n_labels

@@ -1,0 +1,344 @@
+r"""Sinkhorn iteration kernels (``@njit``), shared by both variants.
+
+Both variants alternate two half-updates of the form
+
+.. math:: s \leftarrow (p \oslash A)^{e_s},\qquad A = \text{(other scaling)}\,K_p
+
+where the balanced variant updates ``v`` from ``y`` then ``u`` from ``h``
+(exponents 1) and the relaxed variant updates ``u`` from ``h`` then ``v`` from
+``y`` (exponents ``a``, ``b``).  Written once with the roles as arguments:
+
+====================  =======  =======  =======  =======  ======  ======
+variant               ``p``    ``s``    ``q``    ``t``    ``K_p``  ``K_q``
+====================  =======  =======  =======  =======  ======  ======
+balanced (v then u)   ``y``    ``v``    ``h``    ``u``    ``G``   ``G.T``
+relaxed  (u then v)   ``h``    ``u``    ``y``    ``v``    ``G.T`` ``G``
+====================  =======  =======  =======  =======  ======  ======
+
+Every kernel solves the rows listed in ``rows`` (indices into the batch) and
+writes its results into those rows of the caller's arrays.  The batched dense
+path is a loop in :mod:`sinkhorn_nb.cpu.drivers` that alternates NumPy's BLAS
+products with the element-wise kernels here (:func:`update_rows`,
+:func:`finish_rows`); no kernel calls BLAS itself, so one BLAS thread pool
+serves the whole process.  Scalings start at
+the warm start (``warm``: the values already in the output rows) or at 1, on
+the support of their measure, and at 0 off it.
+
+The error of a row, checked every ``check_every`` iterations before the ``s``
+update, is the relative L1 change of the ``p``-side marginal that the update
+would make,
+
+.. math:: \mathrm{err} = \frac{\|(s - s^{+}) \odot A\|_1}{\max(\|p\|_1, \|s \odot A\|_1)},
+
+which for the balanced variant is :math:`\|v \odot G^\top u - y\|_1 / \|y\|_1`.
+Status codes are those of :mod:`sinkhorn_nb.core`; a non-finite error
+(over/underflow) is ``FAILED`` and the driver redoes the row in the log domain.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ..core import CONVERGED, FAILED, MAX_ITER
+
+#: Every kernel uses NumPy's floating-point semantics (``x / 0 = inf``, no
+#: ``ZeroDivisionError``), so over/underflow shows up as a non-finite error and
+#: the element-wise loops vectorize.
+compiled = njit(cache=True, error_model="numpy")
+parallel = njit(cache=True, parallel=True, error_model="numpy")
+
+
+@compiled
+def row_status(e, tol):
+    return CONVERGED if e < tol else (MAX_ITER if np.isfinite(e) else FAILED)
+
+
+@compiled
+def scaled_ratio(p, a, exponent):
+    """``(p / a) ** exponent`` with the convention ``0 / anything = 0``."""
+    if p == 0:
+        return 0.0
+    ratio = p / a
+    if exponent == 1.0:
+        return ratio
+    return ratio ** exponent
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def dot(a, b):
+    """``a . b`` (reassociated so that it vectorizes; keeps inf/NaN semantics)."""
+    total = a.dtype.type(0)
+    for i in range(a.size):
+        total += a[i] * b[i]
+    return total
+
+
+@compiled
+def ratio_error(p, a, s, exponent, mass):
+    """``||(s - (p / a)^exponent) * a||_1 / max(mass, ||s * a||_1)``."""
+    change = 0.0
+    marginal = 0.0
+    for j in range(p.size):
+        change += abs(s[j] - scaled_ratio(p[j], a[j], exponent)) * a[j]
+        marginal += s[j] * a[j]
+    return change / max(mass, marginal)
+
+
+@compiled
+def ratio_update(p, a, exponent, out):
+    """``out = (p / a) ** exponent`` with ``0 / anything = 0``; branch-free loops
+    (one per case) so that they vectorize."""
+    zero = out.dtype.type(0)
+    if exponent == 1.0:
+        for j in range(p.size):
+            out[j] = p[j] / a[j] if p[j] != 0 else zero
+    else:
+        e = out.dtype.type(exponent)
+        for j in range(p.size):
+            out[j] = (p[j] / a[j]) ** e if p[j] != 0 else zero
+
+
+@compiled
+def start_scaling(q, start, warm, out):
+    """``out = start`` (``warm``) or 1 on the support of ``q``, 0 off it."""
+    zero = out.dtype.type(0)
+    for j in range(q.size):
+        out[j] = (start[j] if warm else 1) if q[j] != 0 else zero
+
+
+@compiled
+def start_rows(q, start, rows, warm, out):
+    """``out[k]``: the starting scaling of row ``rows[k]`` (:func:`start_scaling`)."""
+    for k in range(rows.size):
+        start_scaling(q[rows[k]], start[rows[k]], warm, out[k])
+
+
+@compiled
+def update_rows(p, A, rows, m, exponent, S):
+    """``S[k] = (p[rows[k]] / A[k]) ** exponent`` for the ``m`` working rows."""
+    for k in range(m):
+        ratio_update(p[rows[k]], A[k], exponent, S[k])
+
+
+@compiled
+def finish_rows(p, A, B, S, T, rows, m, exponent, mass, it, final, tol, s_out, t_out,
+                a_out, b_out, n_iter, err, status):
+    """The convergence check of the batched path, on its ``m`` working rows.
+
+    Rows whose error (:func:`ratio_error`) is below ``tol`` or not finite, and
+    every row when ``final``, are written to their row ``rows[k]`` of the outputs
+    (scalings ``S``, ``T``, products ``A``, ``B``, ``n_iter = it``, error,
+    status); the others are moved to the front of the working arrays.  Returns
+    the number of rows still iterating.
+    """
+    keep = 0
+    for k in range(m):
+        r = rows[k]
+        e = ratio_error(p[r], A[k], S[k], exponent, mass[r])
+        if final or e < tol or not np.isfinite(e):
+            s_out[r] = S[k]
+            t_out[r] = T[k]
+            a_out[r] = A[k]
+            b_out[r] = B[k]
+            n_iter[r] = it
+            err[r] = e
+            status[r] = row_status(e, tol)
+        else:
+            if keep != k:
+                S[keep] = S[k]
+                T[keep] = T[k]
+                A[keep] = A[k]
+                rows[keep] = r
+            keep += 1
+    return keep
+
+
+@compiled
+def row_dots(u, rows, X, out):
+    """``out[rows[k]] = u[rows[k]] . X[k]``."""
+    for k in range(rows.size):
+        out[rows[k]] = dot(u[rows[k]], X[k])
+
+
+@compiled
+def _combine_rows(rows, weights, out):
+    """``out = weights @ rows`` (a sum of ``len(weights)`` contiguous rows)."""
+    out[:] = 0
+    for k in range(rows.shape[0]):
+        w = weights[k]
+        if w != 0:
+            for i in range(out.size):
+                out[i] += w * rows[k, i]
+
+
+@compiled
+def _gather_dots(rows, x, out):
+    """``out[k] = rows[k] . x`` for every row of ``rows``."""
+    for k in range(rows.shape[0]):
+        out[k] = dot(rows[k], x)
+
+
+@parallel
+def sparse_scaling_iterations(h, y, G_T, GM_T, rows, u_out, v_out, warm, exp_a, exp_b,
+                              first_is_v, mass, max_iter, tol, check_every, n_iter, err,
+                              status, gv_out, gtu_out, cost):
+    r"""Multiplicative Sinkhorn on ``rows``, restricted to each target's support.
+
+    ``v_j = 0`` wherever ``y_j = 0`` (both variants), so with ``S = supp(y)``
+
+    .. math:: (G v)_i = \sum_{j \in S} G_{ij} v_j, \qquad
+              (G^\top u)_j = \sum_i G_{ij} u_i \quad (j \in S)
+
+    cost ``O(K |S|)`` per row and iteration instead of ``O(K^2)``: the rows
+    ``G_T[S]`` are gathered once per row and every product is a short sum of
+    contiguous rows.  Rows run in parallel (``prange``) and stop independently.
+
+    Update order, exponents, start, error and status are those of the
+    dense path (:func:`sinkhorn_nb.cpu.drivers.dense_iterations`) (``first_is_v``: the balanced order, ``v`` then
+    ``u``; ``mass`` is the mass of the side updated first).  Writes the
+    scalings, ``gv_out = G v``, ``gtu_out = G^T u`` on ``S`` (other entries are
+    left untouched) and ``cost = <T, M>``.
+    """
+    K = h.shape[1]
+    for k in prange(rows.size):
+        r = rows[k]
+        support = np.flatnonzero(y[r])
+        Gs = G_T[support]                    # (s, K): G[:, j] for j in S, contiguous
+        ys = y[r][support]
+        hr = h[r]
+        u = np.empty(K, dtype=u_out.dtype)
+        start_scaling(hr, u_out[r], warm, u)
+        vs = np.empty(support.size, dtype=v_out.dtype)
+        start_scaling(ys, v_out[r][support], warm, vs)
+        gv = np.empty(K, dtype=h.dtype)
+        gtu = np.empty(support.size, dtype=h.dtype)
+        it = 0
+        e = np.inf
+        while True:
+            if first_is_v:               # A: the product the first update divides by
+                _gather_dots(Gs, u, gtu)
+            else:
+                _combine_rows(Gs, vs, gv)
+            if it == max_iter or (tol > 0 and it > 0 and it % check_every == 0):
+                if first_is_v:
+                    e = ratio_error(ys, gtu, vs, exp_b, mass[r])
+                else:
+                    e = ratio_error(hr, gv, u, exp_a, mass[r])
+                if it == max_iter or e < tol or not np.isfinite(e):
+                    break
+            if first_is_v:
+                ratio_update(ys, gtu, exp_b, vs)
+                _combine_rows(Gs, vs, gv)
+                ratio_update(hr, gv, exp_a, u)
+            else:
+                ratio_update(hr, gv, exp_a, u)
+                _gather_dots(Gs, u, gtu)
+                ratio_update(ys, gtu, exp_b, vs)
+            it += 1
+        _combine_rows(Gs, vs, gv)
+        _gather_dots(Gs, u, gtu)
+        total = 0.0
+        for j in range(support.size):
+            total += vs[j] * dot(GM_T[support[j]], u)
+        u_out[r] = u
+        v_out[r] = 0
+        gv_out[r] = gv
+        for j in range(support.size):
+            v_out[r, support[j]] = vs[j]
+            gtu_out[r, support[j]] = gtu[j]
+        cost[r] = total
+        n_iter[r] = it
+        err[r] = e
+        status[r] = row_status(e, tol)
+
+
+@compiled
+def log_sum_exp(values, index, cost_row, lam):
+    """``log sum_{i in index} exp(values[i] - lam * cost_row[i] - 1)``."""
+    top = -np.inf
+    for i in index:
+        x = values[i] - lam * cost_row[i]
+        if x > top:
+            top = x
+    if top == -np.inf:
+        return -np.inf
+    total = 0.0
+    for i in index:
+        total += np.exp(values[i] - lam * cost_row[i] - top)
+    return top + np.log(total) - 1.0
+
+
+@parallel
+def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s, exp_t,
+                           mass, max_iter, tol, check_every, n_iter, err, status):
+    r"""Log-domain Sinkhorn on ``rows``, row by row over the supports of ``p`` and ``q``.
+
+    Works on the log-scalings (``lam`` times the dual potentials) and never forms
+    the kernel, so it stays finite for any ``lam * max(M)``:
+
+    .. math:: \log s_j \leftarrow e_s\,(\log p_j -
+              \operatorname{LSE}_{i}(\log t_i - \lambda C_{p,ji} - 1))
+
+    Each row costs ``O(|supp p| |supp q|)`` exponentials per iteration; rows run in
+    parallel (``prange``).  ``C_p[j, i]`` is the cost between ``p``-label ``j``
+    and ``q``-label ``i`` (``M.T`` for balanced, ``M`` for relaxed) and
+    ``C_q = C_p.T``.  ``log_s`` and ``log_t`` have one row per entry of ``rows``
+    (float64, ``-inf`` off the supports); with ``warm``, ``log_t`` holds the
+    starting point on entry (non-finite entries start at 0).  The error, status
+    and start are those of the dense path.
+    """
+    K = p.shape[1]
+    for k in prange(rows.size):
+        r = rows[k]
+        sup_p = np.flatnonzero(p[r])
+        sup_q = np.flatnonzero(q[r])
+        ls = np.full(K, -np.inf)
+        lt = np.full(K, -np.inf)
+        for i in sup_q:
+            lt[i] = log_t[k, i] if warm and np.isfinite(log_t[k, i]) else 0.0
+        lse = np.empty(K)
+        it = 0
+        e = np.inf
+        while True:
+            for j in sup_p:
+                lse[j] = log_sum_exp(lt, sup_q, C_p[j], lam)
+            if it == max_iter or (tol > 0 and it > 0 and it % check_every == 0):
+                change = 0.0
+                marginal = 0.0
+                for j in sup_p:   # |s - s+| (K_p t)_j in the log domain
+                    now = np.exp(ls[j] + lse[j])
+                    change += abs(now - np.exp(exp_s * np.log(p[r, j])
+                                               + (1.0 - exp_s) * lse[j]))
+                    marginal += now
+                e = change / max(mass[r], marginal)
+                if it == max_iter or e < tol or not np.isfinite(e):
+                    break
+            for j in sup_p:
+                ls[j] = exp_s * (np.log(p[r, j]) - lse[j])
+            for i in sup_q:
+                lt[i] = exp_t * (np.log(q[r, i]) - log_sum_exp(ls, sup_p, C_q[i], lam))
+            it += 1
+        log_s[k] = ls
+        log_t[k] = lt
+        n_iter[r] = it
+        err[r] = e
+        status[r] = row_status(e, tol)
+
+
+@parallel
+def log_marginal_terms(log_u, log_v, M, M_T, lam, lse_row, lse_col, rows, cost):
+    """Log-domain pieces of the outputs, one row per entry of ``rows``.
+
+    ``lse_row[k, i] = log (G v)_i`` and ``lse_col[k, j] = log (G^T u)_j`` (sums
+    over the supports of ``v`` and ``u``), and ``cost[rows[k]] = <T, M>``.
+    """
+    K = log_u.shape[1]
+    for k in prange(rows.size):
+        sup_u = np.flatnonzero(log_u[k] > -np.inf)
+        sup_v = np.flatnonzero(log_v[k] > -np.inf)
+        for i in range(K):
+            lse_row[k, i] = log_sum_exp(log_v[k], sup_v, M[i], lam)
+            lse_col[k, i] = log_sum_exp(log_u[k], sup_u, M_T[i], lam)
+        total = 0.0
+        for i in sup_u:
+            for j in sup_v:
+                total += np.exp(log_u[k, i] + log_v[k, j] - lam * M[i, j] - 1.0) * M[i, j]
+        cost[rows[k]] = total
