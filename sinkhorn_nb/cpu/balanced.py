@@ -16,7 +16,7 @@ import numpy as np
 from numba import prange
 
 from ..core import CONVERGED, FAILED
-from .kernels import compiled, parallel
+from .kernels import combine_rows, compiled, dot, dot3, parallel, row_status, start_scaling
 
 
 @compiled
@@ -154,3 +154,204 @@ def one_hot_rows(h, y, M_T, lam, max_m, limit, rows, loss, grad, cost, u, v, n_i
         n_iter[r] = 0
         err[r] = 0
         status[r] = CONVERGED
+
+
+@compiled
+def laplacian_solve(W, b, x):
+    """Solve the grounded Laplacian system ``(D - W) x = b`` with ``x[0] = 0``.
+
+    ``W`` (s x s, symmetric, non-negative; overwritten) holds the edge weights
+    of a graph whose node 0 is grounded, ``D`` its weighted degrees.  Gaussian
+    elimination of nodes ``s - 1 .. 1`` keeps every Schur complement a
+    Laplacian and recomputes each pivot as a sum of non-negative weights, so
+    no subtraction loses precision however unequal the weights (the
+    Grassmann-Taksar-Heyman idea).  ``b[0]`` is not read; ``b`` is overwritten.
+    False when a node is cut off (a zero pivot).
+    """
+    s = b.size
+    pivot = np.empty(s)
+    for m in range(s - 1, 0, -1):
+        degree = 0.0
+        for j in range(m):
+            degree += W[m, j]
+        if not degree > 0:
+            return False
+        pivot[m] = degree
+        for j in range(1, m):
+            share = W[j, m] / degree
+            if share != 0:
+                b[j] += share * b[m]
+                for i in range(m):
+                    if i != j:
+                        W[j, i] += share * W[m, i]
+    x[0] = 0.0
+    for m in range(1, s):
+        total = b[m]
+        for j in range(1, m):
+            total += W[m, j] * x[j]
+        x[m] = total / pivot[m]
+    return True
+
+
+@compiled
+def semi_dual_state(h, Gs, ys, f, v, gv, u, col, gap):
+    """At ``v = exp(f)`` on the support: ``gv = G v``, ``u = h / G v`` (exact row
+    marginal), ``col = v * G^T u`` and ``gap = y_S - col``; returns ``||gap||_2^2``."""
+    for k in range(f.size):
+        v[k] = np.exp(f[k])
+    combine_rows(Gs, v, gv)
+    for i in range(h.size):
+        u[i] = h[i] / gv[i] if h[i] != 0 else 0.0
+    norm = 0.0
+    for k in range(f.size):
+        col[k] = v[k] * dot(Gs[k], u)
+        gap[k] = ys[k] - col[k]
+        norm += gap[k] * gap[k]
+    return norm
+
+
+@compiled
+def semi_dual_value(h, ys, f, gv):
+    """The semi-dual ``F(f) = y_S . f - h . log(G v)`` (``gv = G v``)."""
+    value = 0.0
+    for k in range(f.size):
+        value += ys[k] * f[k]
+    for i in range(h.size):
+        if h[i] != 0:
+            value -= h[i] * np.log(gv[i])
+    return value
+
+
+@compiled
+def newton_step(Gs, v, u, gv, gap, weight, W, rhs, step, max_step):
+    """Newton direction ``step`` of the semi-dual at ``v``: solves ``L step = gap``.
+
+    ``L = diag(col) - C`` (minus the Hessian) is the Laplacian of the graph on the
+    support whose edge weights :math:`C_{kl} = \\sum_i h_i P_{ik} P_{il}`
+    (:math:`P_{ik} = G_{ik} v_k / (Gv)_i`, the share of label ``i``'s mass sent to
+    ``k``) are formed directly and solved without cancellation
+    (:func:`laplacian_solve`), however weakly the labels are coupled.  The gauge
+    ``f + t 1`` is fixed by holding the first label's ``f``.  The step is scaled
+    to at most ``max_step`` in every coordinate (a factor ``e^max_step`` on
+    ``v``).  False when the system is singular.
+    """
+    s, K = Gs.shape
+    for i in range(K):
+        weight[i] = u[i] / gv[i] if u[i] > 0 else 0.0      # h_i / (Gv)_i^2
+    for a in range(s):
+        W[a, a] = 0.0
+        for b in range(a + 1, s):
+            W[a, b] = v[a] * v[b] * dot3(Gs[a], Gs[b], weight)
+            W[b, a] = W[a, b]
+    rhs[:] = gap
+    if not laplacian_solve(W, rhs, step):
+        return False
+    largest = 0.0
+    for k in range(s):
+        largest = max(largest, abs(step[k]))
+    if largest > max_step:
+        for k in range(s):
+            step[k] *= max_step / largest
+    return True
+
+
+@parallel
+def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, n_iter, err,
+                status, gv_out, gtu_out, cost):
+    r"""Balanced rows with small target supports, by Newton's method on the semi-dual.
+
+    With ``S = supp(y)`` (``s`` labels) and :math:`f = \log v_S`, the balanced
+    problem is the maximum of the concave function
+
+    .. math:: F(f) = \sum_{k} y_k f_k - \sum_i h_i \log \sum_{k} G_{ik} e^{f_k},
+
+    whose gradient is the column-marginal gap ``y_S - v_S * G^T u`` (with
+    ``u = h / G v``, the row marginal exact) and whose Hessian is minus a graph
+    Laplacian (:func:`newton_step`).  A full step that halves the gap's norm is
+    taken as it is; otherwise the step is halved until ``F`` rises by Armijo's
+    rule (or, where ``F`` no longer moves beyond rounding, until the gap's norm
+    falls).  The stopping test is Sinkhorn's (``err = ||y - col||_1 /
+    max(||y||_1, ||col||_1)``), checked at every step; ``n_iter`` counts Newton
+    steps, and a row where no step makes progress stops there (``MAX_ITER``
+    unless it converged).  Outputs as in
+    :func:`~sinkhorn_nb.cpu.kernels.sparse_scaling_iterations`.
+    """
+    K = h.shape[1]
+    for k in prange(rows.size):
+        r = rows[k]
+        support = np.flatnonzero(y[r])
+        s = support.size
+        Gs = G_T[support]
+        ys = y[r][support]
+        hr = h[r]
+        start = np.empty(s, dtype=v_out.dtype)
+        start_scaling(ys, v_out[r][support], warm, start)
+        f = np.empty(s)
+        for j in range(s):
+            f[j] = np.log(start[j]) if start[j] > 0 and np.isfinite(start[j]) else 0.0
+        v, col, gap = np.empty(s), np.empty(s), np.empty(s)
+        f_try, v_try, col_try, gap_try = np.empty(s), np.empty(s), np.empty(s), np.empty(s)
+        gv, u, gv_try, u_try = np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+        W, rhs, step, weight = np.empty((s, s)), np.empty(s), np.empty(s), np.empty(K)
+        norm = semi_dual_state(hr, Gs, ys, f, v, gv, u, col, gap)
+        value = np.nan                     # F(f), computed when a step needs it
+        it = 0
+        while True:
+            marginal = 0.0
+            change = 0.0
+            for j in range(s):
+                marginal += col[j]
+                change += abs(gap[j])
+            e = change / max(mass[r], marginal)
+            if it == max_iter or e < tol or not np.isfinite(e):
+                break
+            if not newton_step(Gs, v, u, gv, gap, weight, W, rhs, step, 10.0):
+                break
+            slope = 0.0                    # F'(f) . step = gap . L^-1 gap > 0
+            for j in range(s):
+                slope += gap[j] * step[j]
+            t = 1.0
+            accepted = False
+            for _ in range(60):
+                for j in range(s):
+                    f_try[j] = f[j] + t * step[j]
+                trial_norm = semi_dual_state(hr, Gs, ys, f_try, v_try, gv_try, u_try, col_try,
+                                             gap_try)
+                if np.isfinite(trial_norm):
+                    if t == 1.0 and trial_norm <= 0.25 * norm:
+                        accepted = True
+                        value = np.nan
+                        break
+                    if np.isnan(value):
+                        value = semi_dual_value(hr, ys, f, gv)
+                    trial_value = semi_dual_value(hr, ys, f_try, gv_try)
+                    if (trial_value >= value + 1e-4 * t * slope
+                            or (abs(trial_value - value) <= 1e-13 * (abs(value) + 1.0)
+                                and trial_norm < norm)):
+                        accepted = True
+                        value = trial_value
+                        break
+                t *= 0.5
+            if not accepted:
+                break
+            norm = trial_norm
+            f, f_try = f_try, f
+            v, v_try = v_try, v
+            col, col_try = col_try, col
+            gap, gap_try = gap_try, gap
+            gv, gv_try = gv_try, gv
+            u, u_try = u_try, u
+            it += 1
+        total = 0.0
+        for j in range(s):
+            total += v[j] * dot(GM_T[support[j]], u)
+        u_out[r] = u
+        gv_out[r] = gv
+        v_out[r] = 0
+        for j in range(s):
+            v_out[r, support[j]] = v[j]
+            gtu_out[r, support[j]] = col[j] / v[j]
+        cost[r] = total
+        n_iter[r] = it
+        err[r] = e
+        status[r] = row_status(e, tol)

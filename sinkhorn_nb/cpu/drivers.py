@@ -7,7 +7,10 @@ its rows of the caller's :class:`~sinkhorn_nb.SinkhornResult` in place:
 1. closed forms: balanced rows whose target has one non-zero
    (:func:`~sinkhorn_nb.cpu.balanced.one_hot_rows`), relaxed rows with an empty
    ``h`` or ``y`` (:func:`~sinkhorn_nb.cpu.relaxed.empty_rows`);
-2. the multiplicative path where ``lam * max(M)`` allows it: targets with at most
+2. the multiplicative path where ``lam * max(M)`` allows it: balanced rows whose
+   target has at most ``NEWTON_MAX_SUPPORT`` non-zeros by Newton's method on the
+   semi-dual (:func:`~sinkhorn_nb.cpu.balanced.newton_rows`, with ``method="auto"``
+   and ``tol > 0``), other targets with at most
    ``SPARSE_FRACTION * K`` non-zeros (:func:`~sinkhorn_nb.core.sparse_rows`) on their support
    (:func:`~sinkhorn_nb.cpu.kernels.sparse_scaling_iterations`), the others by
    BLAS products over the batch (:func:`dense_iterations`);
@@ -25,7 +28,8 @@ import threading
 import numba
 import numpy as np
 
-from ..core import FAILED, PARALLEL_MIN_ENTRIES, relaxed_exponents, sparse_rows
+from ..core import (FAILED, NEWTON_MAX_SUPPORT, PARALLEL_MIN_ENTRIES, relaxed_exponents,
+                    sparse_rows)
 from . import balanced, kernels, relaxed
 
 _PARALLEL_LOCK = threading.Lock()
@@ -140,8 +144,14 @@ def _multiplicative(measures, kernel, gammas, controls, tol, warm, rows, result,
     loop = (controls.max_iter, tol, controls.check_every, r.n_iter, r.err, status)
     Gv = np.empty((n, K), h.dtype)
     GTu = np.empty((n, K), h.dtype)
-    sparse = sparse_rows(measures.support[rows], K)
-    support_rows, dense_rows = rows[sparse], rows[~sparse]
+    support = measures.support[rows]
+    newton = (support <= NEWTON_MAX_SUPPORT) & uses_newton(balanced_variant, controls, tol)
+    sparse = sparse_rows(support, K) & ~newton
+    newton_rows, support_rows, dense_rows = rows[newton], rows[sparse], rows[~(sparse | newton)]
+    if newton_rows.size:
+        balanced.newton_rows(h, y, kernel.G_T, kernel.GM_T, newton_rows, r.u, r.v, warm,
+                             measures.mass_y, controls.max_iter, tol, r.n_iter, r.err, status,
+                             Gv, GTu, r.transport_cost)
     if support_rows.size:
         mass = measures.mass_y if balanced_variant else measures.mass_h
         kernels.sparse_scaling_iterations(h, y, kernel.G_T, kernel.GM_T, support_rows, r.u, r.v,
@@ -154,8 +164,8 @@ def _multiplicative(measures, kernel, gammas, controls, tol, warm, rows, result,
         else:                   # u from h, then v from y
             dense_iterations(h, y, kernel.G_T, kernel.G, dense_rows, r.u, r.v, warm, exp_a,
                              exp_b, measures.mass_h, *loop, Gv, GTu)
-        GMv = np.dot(r.v[dense_rows], kernel.GM_T)          # (G * M) v
-        kernels.row_dots(r.u, dense_rows, GMv, r.transport_cost)
+        V = r.v if dense_rows.size == n else r.v[dense_rows]
+        kernels.row_dots(r.u, dense_rows, np.dot(V, kernel.GM_T), r.transport_cost)
     with passes_on_one_thread(rows.size * K):
         if balanced_variant:
             balanced.outputs_from_scalings(h, y, r.u, r.v, Gv, GTu, kernel.lam, rows, r.loss,
@@ -163,6 +173,13 @@ def _multiplicative(measures, kernel, gammas, controls, tol, warm, rows, result,
         else:
             relaxed.outputs_from_scalings(h, y, r.u, r.v, Gv, GTu, kernel.lam, *gammas, rows,
                                           r.loss, r.grad, status)
+
+
+def uses_newton(balanced_variant, controls, tol):
+    """Whether small-support balanced rows take Newton's method
+    (:func:`~sinkhorn_nb.cpu.balanced.newton_rows`): ``method="auto"`` and
+    ``tol > 0`` (``tol = 0`` runs exactly ``max_iter`` Sinkhorn iterations)."""
+    return balanced_variant and controls.method == "auto" and tol > 0
 
 
 def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mass, max_iter,

@@ -71,6 +71,15 @@ def dot(a, b):
     return total
 
 
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def dot3(a, b, c):
+    """``sum(a * b * c)`` (reassociated so that it vectorizes)."""
+    total = 0.0
+    for i in range(a.size):
+        total += a[i] * b[i] * c[i]
+    return total
+
+
 @compiled
 def ratio_error(p, a, s, exponent, mass):
     """``||(s - (p / a)^exponent) * a||_1 / max(mass, ||s * a||_1)``."""
@@ -159,7 +168,7 @@ def row_dots(u, rows, X, out):
 
 
 @compiled
-def _combine_rows(rows, weights, out):
+def combine_rows(rows, weights, out):
     """``out = weights @ rows`` (a sum of ``len(weights)`` contiguous rows)."""
     out[:] = 0
     for k in range(rows.shape[0]):
@@ -170,7 +179,7 @@ def _combine_rows(rows, weights, out):
 
 
 @compiled
-def _gather_dots(rows, x, out):
+def gather_dots(rows, x, out):
     """``out[k] = rows[k] . x`` for every row of ``rows``."""
     for k in range(rows.shape[0]):
         out[k] = dot(rows[k], x)
@@ -214,9 +223,9 @@ def sparse_scaling_iterations(h, y, G_T, GM_T, rows, u_out, v_out, warm, exp_a, 
         e = np.inf
         while True:
             if first_is_v:               # A: the product the first update divides by
-                _gather_dots(Gs, u, gtu)
+                gather_dots(Gs, u, gtu)
             else:
-                _combine_rows(Gs, vs, gv)
+                combine_rows(Gs, vs, gv)
             if it == max_iter or (tol > 0 and it > 0 and it % check_every == 0):
                 if first_is_v:
                     e = ratio_error(ys, gtu, vs, exp_b, mass[r])
@@ -226,15 +235,15 @@ def sparse_scaling_iterations(h, y, G_T, GM_T, rows, u_out, v_out, warm, exp_a, 
                     break
             if first_is_v:
                 ratio_update(ys, gtu, exp_b, vs)
-                _combine_rows(Gs, vs, gv)
+                combine_rows(Gs, vs, gv)
                 ratio_update(hr, gv, exp_a, u)
             else:
                 ratio_update(hr, gv, exp_a, u)
-                _gather_dots(Gs, u, gtu)
+                gather_dots(Gs, u, gtu)
                 ratio_update(ys, gtu, exp_b, vs)
             it += 1
-        _combine_rows(Gs, vs, gv)
-        _gather_dots(Gs, u, gtu)
+        combine_rows(Gs, vs, gv)
+        gather_dots(Gs, u, gtu)
         total = 0.0
         for j in range(support.size):
             total += vs[j] * dot(GM_T[support[j]], u)
