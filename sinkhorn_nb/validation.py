@@ -307,7 +307,7 @@ def measures_from_scan(h, y, mass_h, mass_y, support, flags, balanced, renormali
                     f"has sum(h)={mass_h[row]:.6g}, sum(y)={mass_y[row]:.6g} (relative gap "
                     f"{gap[row]:.2g} > {rtol:g}); pass renormalize=True to rescale both to "
                     "1, or use sinkhorn_relaxed for unnormalized measures")
-            if np.any(gap > 0.01 * tol):
+            if tol > 0 and np.any(gap > 0.01 * tol):
                 y = rescale(y, mass_h / mass_y)
                 mass_y = mass_h
     return Measures(h, y, mass_h, mass_y, support, was_1d)

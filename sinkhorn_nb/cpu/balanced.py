@@ -33,9 +33,14 @@ def _centre(grad, alpha_sum, lam):
 
 
 @parallel
-def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, rows, loss, grad, status):
+def outputs_from_scalings(h, y, u, log_u, log_v, Gv, GTu, lam, rows, loss, grad, status):
     """Loss and gradient of a multiplicative solve; ``status[r] = FAILED`` where a
-    scaling or marginal over/underflowed on the support of its mass."""
+    scaling or marginal over/underflowed on the support of its mass.
+
+    ``log_u`` and ``log_v`` hold ``log u`` and ``log v`` (computed by NumPy's
+    vectorized logarithm; ``log_u`` may be ``grad`` itself: each entry is read
+    before it is written).
+    """
     K = h.shape[1]
     for k in prange(rows.size):
         r = rows[k]
@@ -46,16 +51,15 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, rows, loss, grad, status):
         for i in range(K):
             ok &= _positive_finite(Gv[r, i])
             if h[r, i] > 0:
-                alpha = np.log(np.float64(u[r, i]))
+                alpha = np.float64(log_u[r, i])
                 ok &= np.isfinite(alpha)
                 dual += h[r, i] * alpha
-                plan_mass += u[r, i] * Gv[r, i]
+                plan_mass += np.float64(u[r, i]) * Gv[r, i]
             else:
                 alpha = -np.log(np.float64(Gv[r, i]))
             if y[r, i] > 0:
-                beta = np.log(np.float64(v[r, i]))
-                ok &= np.isfinite(beta) and _positive_finite(GTu[r, i])
-                dual += y[r, i] * beta
+                ok &= np.isfinite(log_v[r, i]) and _positive_finite(GTu[r, i])
+                dual += y[r, i] * np.float64(log_v[r, i])
             grad[r, i] = alpha
             alpha_sum += alpha
         _centre(grad[r], alpha_sum, lam)
@@ -108,14 +112,18 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
 
 
 @parallel
-def one_hot_rows(h, y, M_T, lam, max_m, limit, rows, loss, grad, cost, u, v, n_iter, err, status):
+def one_hot_rows(h, y, log_h, M_T, G_T, divide, lam, max_m, limit, rows, loss, grad, cost, u,
+                 v, n_iter, err, status):
     """Closed form for targets with a single non-zero entry ``j``.
 
     The only feasible plan is ``T = h e_j^T``; with ``v_j = 1``,
     ``u_i = h_i / G_ij``, so ``log u_i = log h_i + lam M_ij + 1``,
     ``W = <h, M[:, j]> + (1/lam) sum h log h`` and no iteration is needed.
-    ``u_i`` is formed as ``h_i e^{lam M_ij + 1}`` when that cannot overflow
-    (``lam max(M) + 1 <= limit``), else from its logarithm.
+    ``log_h`` holds ``log h`` (it may be ``grad`` itself: each entry is read
+    before it is written).  ``u_i`` is ``h_i / G_ij`` with ``divide`` (``G_T``
+    built and accurate), else ``h_i e^{lam M_ij + 1}`` when that cannot
+    overflow (``lam max(M) + 1 <= limit``), else formed from its logarithm; the
+    gauge is shifted when ``log u`` would overflow.
     """
     K = h.shape[1]
     for k in prange(rows.size):
@@ -128,28 +136,28 @@ def one_hot_rows(h, y, M_T, lam, max_m, limit, rows, loss, grad, cost, u, v, n_i
         alpha_sum = 0.0
         top_u = -np.inf
         for i in range(K):
-            c = lam * M_T[j, i] + 1.0           # -log G_ij
-            alpha = c
-            if h[r, i] > 0:
-                log_h = np.log(np.float64(h[r, i]))
-                alpha += log_h
-                entropy += h[r, i] * log_h
-                transport += h[r, i] * M_T[j, i]
-                top_u = max(top_u, alpha)
+            positive = h[r, i] > 0
+            lh = log_h[r, i] if positive else 0.0
+            alpha = lam * M_T[j, i] + 1.0 + lh      # -log G_ij + log h_i
+            entropy += h[r, i] * lh
+            transport += h[r, i] * M_T[j, i]
+            top_u = max(top_u, alpha if positive else -np.inf)
             grad[r, i] = alpha
             alpha_sum += alpha
+        shift = gauge_shift(top_u, 0.0, limit)
+        if shift == 0.0 and divide:
+            for i in range(K):
+                u[r, i] = h[r, i] / G_T[j, i]
+        elif shift == 0.0 and lam * max_m + 1.0 <= limit:
+            for i in range(K):
+                u[r, i] = h[r, i] * np.exp(lam * M_T[j, i] + 1.0)
+        else:
+            for i in range(K):
+                u[r, i] = np.exp(grad[r, i] - shift) if h[r, i] > 0 else 0.0
         _centre(grad[r], alpha_sum, lam)
         loss[r] = transport + entropy / lam
         cost[r] = transport
-        shift = gauge_shift(top_u, 0.0, limit)
-        direct = lam * max_m + 1.0 <= limit
-        for i in range(K):
-            c = lam * M_T[j, i] + 1.0 - shift
-            if direct:
-                u[r, i] = h[r, i] * np.exp(c)
-            else:
-                u[r, i] = np.exp(np.log(np.float64(h[r, i])) + c) if h[r, i] > 0 else 0
-            v[r, i] = 0
+        v[r] = 0
         v[r, j] = np.exp(shift)
         n_iter[r] = 0
         err[r] = 0

@@ -111,9 +111,15 @@ def _closed_forms(measures, kernel, gammas, result, status):
     rows = np.flatnonzero(closed)
     with passes_on_one_thread(rows.size * h.shape[1]):
         if gammas is None:
-            balanced.one_hot_rows(h, y, kernel.M_T, kernel.lam, kernel.lam_max_m,
-                                  gauge_limit(h.dtype), rows, r.loss, r.grad,
-                                  r.transport_cost, r.u, r.v, r.n_iter, r.err, status)
+            log_h = _log_into(h, rows, r.grad)
+            # u = h / G: worth building G (K^2 vectorized exponentials) for a batch
+            # of at least K/8 rows, and free once an engine has it
+            divide = kernel.multiplicative_is_safe() and (
+                "G" in vars(kernel) or 8 * rows.size >= h.shape[1])
+            G_T = kernel.G_T if divide else np.empty((0, 0), h.dtype)
+            balanced.one_hot_rows(h, y, log_h, kernel.M_T, G_T, divide, kernel.lam,
+                                  kernel.lam_max_m, gauge_limit(h.dtype), rows, r.loss,
+                                  r.grad, r.transport_cost, r.u, r.v, r.n_iter, r.err, status)
         else:
             relaxed.empty_rows(h, y, *gammas, rows, r.loss, r.grad, r.transport_cost, r.u,
                                r.v, r.n_iter, r.err, status)
@@ -168,8 +174,10 @@ def _multiplicative(measures, kernel, gammas, controls, tol, warm, rows, result,
         kernels.row_dots(r.u, dense_rows, np.dot(V, kernel.GM_T), r.transport_cost)
     with passes_on_one_thread(rows.size * K):
         if balanced_variant:
-            balanced.outputs_from_scalings(h, y, r.u, r.v, Gv, GTu, kernel.lam, rows, r.loss,
-                                           r.grad, status)
+            log_u = _log_into(r.u, rows, r.grad)
+            log_v = _log_into(r.v, rows, np.empty_like(r.v))
+            balanced.outputs_from_scalings(h, y, r.u, log_u, log_v, Gv, GTu, kernel.lam, rows,
+                                           r.loss, r.grad, status)
         else:
             relaxed.outputs_from_scalings(h, y, r.u, r.v, Gv, GTu, kernel.lam, *gammas, rows,
                                           r.loss, r.grad, status)
@@ -242,6 +250,17 @@ def _log_domain(measures, kernel, gammas, controls, tol, warm, rows, result, sta
     else:
         relaxed.outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, *gammas, rows,
                                   r.loss, r.grad, r.u, r.v)
+
+
+def _log_into(x, rows, out):
+    """``log x`` on ``rows`` (NumPy's vectorized logarithm) as an array indexed like
+    ``x``: ``out`` when every row is wanted (other rows of a new array are 0)."""
+    with np.errstate(divide="ignore"):
+        if rows.size == x.shape[0]:
+            return np.log(x, out=out)
+        log_x = np.zeros_like(x)
+        log_x[rows] = np.log(x[rows])
+        return log_x
 
 
 def _log_of_rows(x, rows, out):
