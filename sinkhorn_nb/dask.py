@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .objective import check_sample_weight, make_targets, training_rows
+from .objective import make_targets, training_rows
+from .validation import check_sample_weight
 
 INSTALL_HINT = 'install it with: pip install "sinkhorn_nb[dask]"'
 

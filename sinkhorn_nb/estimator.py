@@ -15,10 +15,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import ground_metric as gm
 from .core import VARIANTS
 from .loss import WassersteinLoss
-from .objective import (LinearSoftmaxObjective, check_sample_weight, make_targets,
-                        training_rows)
+from .objective import LinearSoftmaxObjective, make_targets, training_rows
 from .training import MinibatchOptimizer, minimize_lbfgs
-from .validation import check_ground_metric
+from .validation import check_ground_metric, check_sample_weight
 
 SOLVERS = ("lbfgs", "sgd", "adam")
 
@@ -215,9 +214,8 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise ValueError("WassersteinClassifier needs samples of at least 2 classes, "
                              f"got {len(classes)} class")
-        w = check_sample_weight(sample_weight, X.shape[0])
-        if sample_weight is not None and not w.sum() > 0:
-            raise ValueError("sample_weight must not be all zero")
+        w = check_sample_weight(sample_weight, X.shape[0],
+                                positive_sum=sample_weight is not None)
         keep = training_rows(targets, w, self.variant)
         if not keep.any():
             raise ValueError("no sample has both a positive weight and a non-empty target")

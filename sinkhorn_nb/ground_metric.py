@@ -16,11 +16,19 @@ def _scaled(D, max_value):
 
 
 def _pairwise_euclidean(X):
-    sq = np.einsum("ij,ij->i", X, X)
-    D2 = sq[:, None] + sq[None, :] - 2.0 * (X @ X.T)
-    np.maximum(D2, 0.0, out=D2)
-    np.fill_diagonal(D2, 0.0)
-    return np.sqrt(D2)
+    """Euclidean distances between the rows of ``X``, up to a common factor.
+
+    The rows are first divided by a power of two near ``max |X|`` (exact), then
+    the distances are formed from coordinate differences (SciPy's ``pdist``), so
+    neither the squares overflow for huge coordinates nor near-duplicate points
+    collapse to 0 by cancellation (as ``|x|^2 + |y|^2 - 2 x.y`` would).  Callers
+    rescale the result, so the common factor does not matter.
+    """
+    from scipy.spatial.distance import pdist, squareform
+    top = np.max(np.abs(X))
+    if top > 0:
+        X = np.ldexp(X, -np.frexp(top)[1])
+    return squareform(pdist(X, "euclidean"))
 
 
 def _check_points(X, name):
@@ -84,6 +92,10 @@ def zero_one(n_classes, *, max_value=0.999):
 def from_points(P, p=1.0, *, max_value=0.999):
     """Metric :math:`M_{kk'} \\propto \\|P_k - P_{k'}\\|_2^p` between raw points.
 
+    Distances are formed from coordinate differences after an exact rescaling,
+    so any finite coordinates work (no overflow near ``1e154``, no cancellation
+    between nearby points far from the origin).
+
     Parameters
     ----------
     P : array_like of shape (K, d)
@@ -137,9 +149,11 @@ def from_embeddings(E, p=1.0, *, max_value=0.999):
            [0.999, 0.706, 0.   ]])
     """
     X = _check_points(E, "E")
-    norms = np.linalg.norm(X, axis=1)
-    if np.any(norms == 0):
-        raise ValueError(f"E row {int(np.argmax(norms == 0))} is all zero and cannot "
+    top = np.max(np.abs(X), axis=1)
+    if np.any(top == 0):
+        raise ValueError(f"E row {int(np.argmax(top == 0))} is all zero and cannot "
                          "be normalized")
+    X = X / top[:, None]                      # exact ratios in [-1, 1]: the norm cannot overflow
     p = check_positive_scalar(p, "p")
-    return _scaled(_pairwise_euclidean(X / norms[:, None]) ** p, max_value)
+    return _scaled(_pairwise_euclidean(X / np.linalg.norm(X, axis=1)[:, None]) ** p,
+                   max_value)

@@ -1,7 +1,7 @@
 """Evaluation metrics that use the ground metric (paper §6)."""
 import numpy as np
 
-from .validation import as_real_array, check_ground_metric
+from .validation import as_real_array, check_ground_metric, check_sample_weight
 
 
 def _label_indices(labels, K, name):
@@ -29,7 +29,7 @@ def semantic_distance(y_true, y_pred, M, *, sample_weight=None):
     M : array_like of shape (K, K)
         Ground metric.
     sample_weight : array_like of shape (n,), optional
-        Non-negative weights.
+        Finite, non-negative weights, not all zero.
 
     Returns
     -------
@@ -49,7 +49,8 @@ def semantic_distance(y_true, y_pred, M, *, sample_weight=None):
     if t.shape != p.shape or t.size == 0:
         raise ValueError(f"y_true and y_pred must be non-empty and of one length, got "
                          f"{t.shape} and {p.shape}")
-    return float(np.average(M[t, p], weights=sample_weight))
+    w = check_sample_weight(sample_weight, t.size, positive_sum=True)
+    return float(np.average(M[t, p], weights=w))
 
 
 def top_k_cost(Y_true, scores, M, k, *, average=True):

@@ -121,16 +121,6 @@ def make_targets(y, variant, classes=None):
     return Targets(T, np.ones(n), np.zeros(n), np.ones(n, np.int64)), labels
 
 
-def check_sample_weight(sample_weight, n):
-    """Sample weights as float64 of shape (n,): finite and non-negative."""
-    if sample_weight is None:
-        return np.ones(n)
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"sample_weight must be finite, non-negative, of shape ({n},)")
-    return w
-
-
 def training_rows(targets, weights, variant):
     """Mask of the samples that enter the objective: positive weight and, for the
     balanced variant, a non-empty target."""

@@ -158,6 +158,20 @@ def check_finite_nonnegative(arr, name):
         raise ValueError(f"{name} contains negative values")
 
 
+def check_sample_weight(sample_weight, n, name="sample_weight", positive_sum=False):
+    """Weights as float64 of shape (n,): finite, non-negative, and with
+    ``positive_sum`` not all zero; ones when ``sample_weight`` is None."""
+    if sample_weight is None:
+        return np.ones(n)
+    w = as_real_array(sample_weight, name).astype(np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {w.shape}")
+    check_finite_nonnegative(w, name)
+    if positive_sum and not w.sum() > 0:
+        raise ValueError(f"{name} must not be all zero")
+    return w
+
+
 def check_ground_metric(M, name="M"):
     """A ground metric as a C-contiguous float64 array: square, finite, non-negative,
     at least one label.  Copies only when dtype or layout differ."""

@@ -127,3 +127,133 @@ def test_results_do_not_alias_inputs():
     for field in ("u", "v", "grad"):
         assert not np.shares_memory(getattr(r, field), h)
         assert not np.shares_memory(getattr(r, field), y)
+
+
+@pytest.mark.parametrize("lam_max_m", [1e9, 1e17, 1e300])
+def test_lam_times_metric_beyond_float64_resolution_is_rejected(lam_max_m):
+    """Beyond 1e8 the plan's exponents lose precision (a loss 13 % low was once
+    reported as converged at 1e17); an overflowing product is rejected as well."""
+    M6 = snb.ground_metric.ordinal(6)
+    h = np.full(6, 1 / 6)
+    for call in (lambda: snb.sinkhorn(h, h, M6, lam_max_m / M6.max()),
+                 lambda: snb.sinkhorn_relaxed(h, h, M6, lam_max_m / M6.max()),
+                 lambda: snb.WassersteinLoss(M6 * 2.0, 1e308)):
+        with pytest.raises(ValueError, match=r"lam \* max\(M\) = .* is above 1e\+08.*"
+                                             "exact_wasserstein"):
+            call()
+    r = snb.sinkhorn(h, h, M6, 1e8 / M6.max(), max_iter=3, tol=0.0)   # the limit itself
+    assert np.isfinite(r.loss)
+
+
+def test_subnormal_lam_is_rejected():
+    with pytest.raises(ValueError, match="lam must be finite and > 0 with a finite 1 / lam"):
+        snb.sinkhorn(H, Y, M, 1e-310)
+
+
+@pytest.mark.parametrize("flag", ["no", 1, None, np.array([True])])
+def test_flags_must_be_booleans(flag):
+    with pytest.raises(TypeError, match="renormalize must be True or False"):
+        snb.sinkhorn(H, Y, M, 5.0, renormalize=flag)
+    with pytest.raises(TypeError, match="renormalize must be True or False"):
+        snb.exact_wasserstein(H, Y, M, renormalize=flag)
+    snb.sinkhorn(H, Y, M, 5.0, renormalize=np.bool_(False))
+
+
+def test_from_points_is_stable_for_huge_and_nearby_points():
+    big = snb.ground_metric.from_points([[1e154, 0.0], [0.0, 1e154], [-3e154, 2e154]])
+    assert np.all(np.isfinite(big)) and big.max() == pytest.approx(0.999)
+    expected = np.linalg.norm(np.array([[1, 0], [0, 1], [-3, 2]], float)[:, None]
+                              - np.array([[1, 0], [0, 1], [-3, 2]], float)[None], axis=2)
+    np.testing.assert_allclose(big, 0.999 * expected / expected.max(), rtol=1e-14)
+    near = snb.ground_metric.from_points([[1e8, 0.0], [1e8 + 1e-4, 0.0], [0.0, 0.0]])
+    gap = (1e8 + 1e-4) - 1e8                 # the representable difference, ~1e-4
+    np.testing.assert_allclose(near[0, 1], 0.999 * gap / (1e8 + 1e-4), rtol=1e-12)
+    assert near[0, 1] > 0 and near[0, 1] == near[1, 0]
+    E = snb.ground_metric.from_embeddings([[1e200, 1e200], [1e200, 2e200], [-1.0, 0.0]])
+    assert np.all(np.isfinite(E)) and E[0, 1] > 0
+
+
+@pytest.mark.parametrize("weights, match", [
+    ([1.0, -1.0, 1.0], "sample_weight contains negative values"),
+    ([0.0, 0.0, 0.0], "sample_weight must not be all zero"),
+    ([1.0, 2.0], r"sample_weight must have shape \(3,\)"),
+    ([1.0, np.nan, 1.0], "sample_weight contains NaN"),
+])
+def test_semantic_distance_weights(weights, match):
+    M4 = snb.ground_metric.ordinal(4, max_value=3.0)
+    with pytest.raises(ValueError, match=match):
+        snb.metrics.semantic_distance([0, 1, 3], [0, 3, 2], M4, sample_weight=weights)
+    assert snb.metrics.semantic_distance([0, 1, 3], [0, 3, 2], M4,
+                                         sample_weight=[1.0, 0.0, 1.0]) == 0.5
+
+
+@pytest.mark.parametrize("variant", ["balanced", "relaxed"])
+def test_solver_scalings_warm_start_a_single_problem(variant):
+    loss = snb.WassersteinLoss(M, 5.0, variant, tol=1e-12, check_every=1)
+    first = loss.solve(H[0], Y[0])
+    again = loss.solve(H[0], Y[0], init=(first.u, first.v))
+    assert again.n_iter <= 1 and again.loss == pytest.approx(first.loss, rel=1e-10)
+    with pytest.raises(ValueError, match=r"init must be a pair \(u, v\)"):
+        loss.solve(H[0], Y[0], init=(first.u,))
+    with pytest.raises(ValueError, match=r"init u must have the shape of h \(4,\)"):
+        loss.solve(H[0], Y[0], init=(first.u[:3], first.v))
+    with pytest.raises(ValueError, match="init v contains negative values"):
+        loss.solve(H[0], Y[0], init=(first.u, -first.v))
+
+
+@pytest.mark.parametrize("scale, dtype", [(1e-300, np.float64), (1e-150, np.float64),
+                                          (1e-12, np.float32)])
+def test_relaxed_with_tiny_masses_converges(scale, dtype):
+    """The stopping test is relative to the larger of the target mass and the
+    current marginal, so a plan far heavier than a tiny ``h`` still converges."""
+    from reference import reference_relaxed
+    h = (random_predictions(2, K, 20) * scale).astype(dtype)
+    y = (random_targets("dense", 2, K, 21) * scale).astype(dtype)
+    r = snb.sinkhorn_relaxed(h, y, M.astype(dtype), 10.0)
+    assert np.all(r.converged)
+    rtol = 1e-8 if dtype == np.float64 else 1e-4
+    for i in range(2):
+        loss, grad, _ = reference_relaxed(h[i].astype(float), y[i].astype(float), M, 10.0,
+                                          1.0, 1.0)
+        np.testing.assert_allclose(r.loss[i], loss, rtol=rtol)
+        np.testing.assert_allclose(r.grad[i], grad, rtol=rtol, atol=rtol * np.abs(grad).max())
+
+
+def test_concurrent_calls_under_every_threading_layer():
+    """Solves from several threads give the sequential results, also under Numba's
+    workqueue layer (which aborts the process on concurrent parallel regions
+    unless the calls are serialized)."""
+    import os
+    import subprocess
+    import sys
+    code = """
+import threading, numpy as np, numba, sinkhorn_nb as snb
+M = snb.ground_metric.ordinal(300)
+rng = np.random.default_rng(0)
+h = rng.dirichlet(np.ones(300), size=64)
+y = np.zeros((64, 300)); y[np.arange(64), rng.integers(0, 300, 64)] = 0.5
+y[np.arange(64), rng.integers(0, 300, 64)] += 0.5
+loss = snb.WassersteinLoss(M, 20.0, tol=1e-9)
+expected = [loss(h, y)[0], snb.sinkhorn_relaxed(h, y, M, 20.0).loss]
+results, errors = [], []
+def work():
+    try:
+        for _ in range(5):
+            results.append((loss(h, y)[0], snb.sinkhorn_relaxed(h, y, M, 20.0).loss))
+    except Exception as exc:
+        errors.append(exc)
+threads = [threading.Thread(target=work) for _ in range(4)]
+[t.start() for t in threads]; [t.join() for t in threads]
+assert not errors, errors
+assert len(results) == 20
+assert all(np.array_equal(a, expected[0]) and np.array_equal(b, expected[1]) for a, b in results)
+print(numba.threading_layer())
+"""
+    for layer in ("workqueue", "default"):
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+        env["NUMBA_THREADING_LAYER"] = layer
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        if layer == "workqueue":
+            assert out.stdout.strip() == "workqueue"
