@@ -1,7 +1,10 @@
 """CPU benchmarks: convergence versus K, accuracy versus lam, speed, baselines."""
+import warnings
+
 import numpy as np
 
-from .common import measures, metric, numpy_batched_sinkhorn, pot_looped
+from .common import (cross_entropy_lbfgs, measures, metric, noisy_digits,
+                     numpy_batched_sinkhorn, pot_looped, tag_problem)
 
 
 class ConvergenceVersusK:
@@ -106,6 +109,85 @@ class LossEngine:
 
     def time_loss_and_gradient(self, target, dtype):
         self.loss(self.h, self.y)
+
+
+class HostPath:
+    """Whole calls against their bounds (``benchmarks/fast_paths.py --section host``
+    prints the ratios): n=256, K=1000, lam=10, 30 iterations (tol=0)."""
+    timeout = 300
+
+    def setup(self):
+        import sinkhorn_nb as snb
+        self.M = metric(1000)
+        self.h, self.y = measures(256, 1000, "dense")
+        rng = np.random.default_rng(2)
+        self.y3 = np.zeros_like(self.h)
+        for r in range(256):
+            self.y3[r, rng.choice(1000, size=3, replace=False)] = rng.dirichlet(np.ones(3))
+        self.y1 = np.eye(1000)[rng.integers(0, 1000, 256)]
+        self.G = np.exp(-10.0 * self.M - 1.0)
+        self.GT = np.ascontiguousarray(self.G.T)
+        self.out = np.empty_like(self.h)
+        self.sparse_engine = snb.WassersteinLoss(self.M, 10.0, max_iter=30, tol=0.0)
+        self.engine = snb.WassersteinLoss(self.M, 10.0)
+        self.sparse_engine(self.h, self.y3)
+        self.engine(self.h, self.y1)
+
+    def time_sinkhorn_dense(self):
+        import sinkhorn_nb as snb
+        snb.sinkhorn(self.h, self.y, self.M, 10.0, max_iter=30, tol=0.0)
+
+    def time_blas_60_products(self):
+        for _ in range(30):
+            np.dot(self.h, self.G, self.out)
+            np.dot(self.h, self.GT, self.out)
+
+    def time_sinkhorn_3_nonzeros(self):
+        import sinkhorn_nb as snb
+        snb.sinkhorn(self.h, self.y3, self.M, 10.0, max_iter=30, tol=0.0)
+
+    def time_reused_loss_3_nonzeros(self):
+        self.sparse_engine(self.h, self.y3)
+
+    def time_reused_loss_one_hot(self):
+        self.engine(self.h, self.y1)
+
+    def time_numpy_log_pass(self):
+        np.log(self.h)
+
+
+class EstimatorAtScale:
+    """Whole fits against their baselines: 20,000 noisy digits (30 L-BFGS
+    iterations) and a tag-shaped multi-label problem (15 iterations)."""
+    timeout = 600
+    number = 1
+    repeat = 3
+
+    def setup(self):
+        self.X, self.labels = noisy_digits()
+        self.Xt, self.Yt, self.Mt = tag_problem()
+
+    def time_fit_digits_wasserstein(self):
+        import sinkhorn_nb as snb
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            snb.WassersteinClassifier("ordinal", max_iter=30, tol=0.0).fit(self.X, self.labels)
+
+    def time_fit_digits_logistic_regression(self):
+        from sklearn.linear_model import LogisticRegression
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            LogisticRegression(max_iter=30, tol=0.0).fit(self.X, self.labels)
+
+    def time_fit_tags_wasserstein_plus_kl(self):
+        import sinkhorn_nb as snb
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            snb.WassersteinClassifier(self.Mt, lam=30.0, kl_weight=0.1, max_iter=15,
+                                      tol=0.0).fit(self.Xt, self.Yt)
+
+    def time_fit_tags_cross_entropy(self):
+        cross_entropy_lbfgs(self.Xt, self.Yt / self.Yt.sum(axis=1, keepdims=True), 1e-4, 15)
 
 
 class Estimator:

@@ -75,3 +75,16 @@ def sparse_rows(support, n_labels):
     """Mask of the rows whose target support (``support`` non-zeros of
     ``n_labels``) is small enough for the sparse path."""
     return support <= SPARSE_FRACTION * n_labels
+
+
+def uses_newton(balanced, method, tol):
+    """Whether balanced rows with small target supports take Newton's method: with
+    ``method="auto"`` and ``tol > 0`` (``tol = 0`` runs exactly ``max_iter``
+    Sinkhorn iterations)."""
+    return balanced and method == "auto" and tol > 0
+
+
+def gauge_limit(dtype):
+    """Largest log-scaling reported before the balanced gauge ``(c u, v / c)`` is
+    shifted to balance the two (0.9 of the log of the dtype's largest number)."""
+    return 0.9 * float(np.log(np.finfo(dtype).max))

@@ -120,11 +120,11 @@ class GibbsKernel:
         return self.lam_max_m <= MULTIPLICATIVE_LIMIT[self.dtype]
 
     def on_device(self):
-        """The device copies (a :class:`sinkhorn_nb.cuda.drivers.DeviceKernel`),
+        """The device copies (a :class:`sinkhorn_nb.cuda.drivers.DeviceGibbsKernel`),
         built on first use; needs numba-cuda."""
         if getattr(self, "_device", None) is None:
-            from .cuda.drivers import DeviceKernel
-            self._device = DeviceKernel(self)
+            from .cuda.drivers import DeviceGibbsKernel
+            self._device = DeviceGibbsKernel(self)
         return self._device
 
     def __getstate__(self):

@@ -186,13 +186,13 @@ def check_ground_metric(M, name="M"):
 
 def check_shapes(h_shape, y_shape, n_labels):
     """Shape rules for ``h`` and ``y``; returns True for a single (1-D) problem."""
+    h_shape, y_shape = tuple(h_shape), tuple(y_shape)
     for name, shape in (("h", h_shape), ("y", y_shape)):
         if len(shape) not in (1, 2):
             raise ValueError(f"{name} must be 1-D (K,) or 2-D (n, K), got {len(shape)} "
                              "dimensions")
-    if tuple(h_shape) != tuple(y_shape):
-        raise ValueError(f"h and y must have the same shape, got {tuple(h_shape)} and "
-                         f"{tuple(y_shape)}")
+    if h_shape != y_shape:
+        raise ValueError(f"h and y must have the same shape, got {h_shape} and {y_shape}")
     if len(h_shape) == 2 and h_shape[0] == 0:
         raise ValueError("h and y are an empty batch (0 rows)")
     if h_shape[-1] != n_labels:

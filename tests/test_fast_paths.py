@@ -134,15 +134,24 @@ def test_asymmetric_metric_on_both_paths(variant, force_path):
                                        rtol=1e-8, atol=1e-13, err_msg=which)
 
 
-def test_sparse_path_falls_back_to_log_domain(force_path):
+def test_sparse_path_falls_back_to_log_domain(force_path, monkeypatch):
     """Forced multiplicative at lam*max(M) = 2000: the sparse path over/underflows and
-    those rows are redone in the log domain, matching method="log"."""
+    those rows are redone in the log domain (asserted), matching method="log"."""
+    from sinkhorn_nb.cpu import drivers
     force_path("sparse")
     K = 20
     M = random_metric(K, 13)
     h = random_predictions(3, K, 14)
     y = sparse_targets(3, K, 2, 15)
+    redone = []
+    original = drivers._log_domain
+
+    def spy(measures, kernel, gammas, controls, tol, warm, rows, result, status):
+        redone.append(rows.tolist())
+        return original(measures, kernel, gammas, controls, tol, warm, rows, result, status)
+    monkeypatch.setattr(drivers, "_log_domain", spy)
     forced = snb.sinkhorn(h, y, M, 2000.0, method="multiplicative", max_iter=50000)
+    assert redone == [[0, 1, 2]]
     log = snb.sinkhorn(h, y, M, 2000.0, method="log", max_iter=50000)
     assert np.all(np.isfinite(forced.loss)) and np.all(np.isfinite(forced.grad))
     np.testing.assert_allclose(forced.loss, log.loss, rtol=1e-12)

@@ -28,8 +28,8 @@ import threading
 import numba
 import numpy as np
 
-from ..core import (FAILED, NEWTON_MAX_SUPPORT, PARALLEL_MIN_ENTRIES, relaxed_exponents,
-                    sparse_rows)
+from ..core import (FAILED, NEWTON_MAX_SUPPORT, PARALLEL_MIN_ENTRIES, gauge_limit,
+                    relaxed_exponents, sparse_rows, uses_newton)
 from . import balanced, kernels, relaxed
 
 _PARALLEL_LOCK = threading.Lock()
@@ -58,11 +58,6 @@ def passes_on_one_thread(entries):
         yield
     finally:
         numba.set_num_threads(threads)
-
-
-def gauge_limit(dtype):
-    """Largest log-scaling reported before the balanced gauge is shifted."""
-    return 0.9 * float(np.log(np.finfo(dtype).max))
 
 
 def solve(measures, kernel, gammas, controls, tol, init, result):
@@ -151,7 +146,8 @@ def _multiplicative(measures, kernel, gammas, controls, tol, warm, rows, result,
     Gv = np.empty((n, K), h.dtype)
     GTu = np.empty((n, K), h.dtype)
     support = measures.support[rows]
-    newton = (support <= NEWTON_MAX_SUPPORT) & uses_newton(balanced_variant, controls, tol)
+    newton = (support <= NEWTON_MAX_SUPPORT) & uses_newton(balanced_variant, controls.method,
+                                                           tol)
     sparse = sparse_rows(support, K) & ~newton
     newton_rows, support_rows, dense_rows = rows[newton], rows[sparse], rows[~(sparse | newton)]
     if newton_rows.size:
@@ -181,13 +177,6 @@ def _multiplicative(measures, kernel, gammas, controls, tol, warm, rows, result,
         else:
             relaxed.outputs_from_scalings(h, y, r.u, r.v, Gv, GTu, kernel.lam, *gammas, rows,
                                           r.loss, r.grad, status)
-
-
-def uses_newton(balanced_variant, controls, tol):
-    """Whether small-support balanced rows take Newton's method
-    (:func:`~sinkhorn_nb.cpu.balanced.newton_rows`): ``method="auto"`` and
-    ``tol > 0`` (``tol = 0`` runs exactly ``max_iter`` Sinkhorn iterations)."""
-    return balanced_variant and controls.method == "auto" and tol > 0
 
 
 def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mass, max_iter,

@@ -1,15 +1,18 @@
-"""Numba ``@cuda.jit`` kernels and drivers (mirrors :mod:`sinkhorn_nb.cpu`).
+"""Numba ``@cuda.jit`` kernels and the driver for NVIDIA GPUs (twins of :mod:`sinkhorn_nb.cpu`).
 
-Importing this module needs numba-cuda (``pip install "sinkhorn_nb[cuda]"``);
-``import sinkhorn_nb`` does not.
+Importing this package needs numba-cuda (``pip install "sinkhorn_nb[cuda]"``);
+``import sinkhorn_nb`` does not import it.
 
-* :func:`sinkhorn_balanced`, :func:`sinkhorn_relaxed` — drivers on device arrays.
-* :func:`~sinkhorn_nb.cuda.scaling.kernels` — the kernels, built per launch shape.
+* :mod:`~sinkhorn_nb.cuda.kernels` — the iterations shared by both variants:
+  register-blocked batched products, sparse targets, the log domain, the
+  validation scan.
+* :mod:`~sinkhorn_nb.cuda.balanced`, :mod:`~sinkhorn_nb.cuda.relaxed` — each
+  variant's outputs, closed forms and (balanced) Newton's method.
+* :mod:`~sinkhorn_nb.cuda.drivers` — :func:`~sinkhorn_nb.cuda.drivers.solve`,
+  which routes every row and fills one preallocated device result.
+* :mod:`~sinkhorn_nb.cuda.jit` — the ``@kernel`` decorator and the argument
+  types of the PTX tests.
 """
-from .balanced import sinkhorn_balanced
-from .paths import DEFAULT_LAUNCH, DeviceGibbsKernel
-from .relaxed import sinkhorn_relaxed
-from .scaling import kernel_sources, kernels
+from . import balanced, drivers, jit, kernels, relaxed
 
-__all__ = ["sinkhorn_balanced", "sinkhorn_relaxed", "DeviceGibbsKernel", "DEFAULT_LAUNCH",
-           "kernels", "kernel_sources"]
+__all__ = ["balanced", "drivers", "jit", "kernels", "relaxed"]

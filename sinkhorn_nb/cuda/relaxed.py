@@ -1,16 +1,145 @@
-"""CUDA driver for relaxed (unbalanced) transport (mirrors :mod:`sinkhorn_nb.cpu.relaxed`)."""
-from ..cpu.relaxed import relaxed_exponents
-from .paths import DEFAULT_LAUNCH, outputs, solve
-from .results import device_result
+r"""``@cuda.jit`` kernels of relaxed (unbalanced) transport (twins of
+:mod:`sinkhorn_nb.cpu.relaxed`): outputs and empty rows.
+
+The value is the objective at :math:`T = \operatorname{diag}(u) G \operatorname{diag}(v)`,
+
+.. math::
+    W_{KL} = \langle T, M\rangle + \tfrac1\lambda\textstyle\sum T\log T
+    + \gamma_a \widetilde{KL}(T1\|h) + \gamma_b \widetilde{KL}(T^\top 1\|y),
+    \qquad \partial W_{KL}/\partial h = \gamma_a (1 - T1 \oslash h),
+
+and :math:`-\infty` where :math:`h_i = 0`.  Every kernel works on the rows with
+``rows[r] != 0``, one block per row.
+"""
+import math
+
+import numba
+from numba import cuda
+
+from ..core import CONVERGED, FAILED
+from .jit import MAX_ROW_THREADS, device, kernel
+from .kernels import block_sum, exp_or_inf, positive_finite
 
 
-def sinkhorn_relaxed(h, y, kernel, gamma_a, gamma_b, max_iter, tol, check_every, method,
-                     u0=None, v0=None, launch=DEFAULT_LAUNCH):
-    """Solve the relaxed problem for device arrays ``h, y`` (n, K).
+@device
+def marginal_terms(mass, marginal, log_scaling, log_marginal):
+    """Contributions of one label to ``sum T log T + lam <T, M>`` and to the KL
+    term, from its marginal ``marginal > 0`` and mass ``mass > 0``."""
+    return marginal * log_scaling, marginal * (log_marginal - math.log(mass))
 
-    Returns a :class:`~sinkhorn_nb.SinkhornResult` of device arrays.
-    """
-    a, b = relaxed_exponents(kernel.lam, gamma_a, gamma_b)
-    state, go = solve(h, y, kernel, False, a, b, max_iter, tol, check_every, method, launch,
-                      u0, v0)
-    return device_result(state, *outputs(go, h, y, kernel, state, False, gamma_a, gamma_b))
+
+@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.a2, t.a2, t.f, t.f, t.f, t.i32, t.a1, t.a2,
+                    t.i64)])
+def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss, grad,
+                          status):
+    """Objective and gradient of a multiplicative solve; ``status[r] = FAILED``
+    where a scaling or marginal over/underflowed on the support of its mass."""
+    buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
+    r = cuda.blockIdx.x
+    if r >= h.shape[0] or rows[r] == 0:
+        return
+    entropic = 0.0
+    kl_a = 0.0
+    kl_b = 0.0
+    bad = 0.0
+    for i in range(cuda.threadIdx.x, h.shape[1], cuda.blockDim.x):
+        if not positive_finite(Gv[r, i]):
+            bad = 1.0
+        row = 0.0
+        if h[r, i] > 0:
+            if not positive_finite(u[r, i]):
+                bad = 1.0
+            row = u[r, i] * Gv[r, i]
+            if row > 0 and positive_finite(u[r, i]):
+                e, kl = marginal_terms(h[r, i], row, math.log(u[r, i]), math.log(row))
+                entropic += e - row
+                kl_a += kl
+            grad[r, i] = gamma_a * (1.0 - row / h[r, i])
+        else:
+            grad[r, i] = -math.inf
+        col = 0.0
+        if y[r, i] > 0:
+            if not (positive_finite(v[r, i]) and positive_finite(GTu[r, i])):
+                bad = 1.0
+            col = v[r, i] * GTu[r, i]
+            if col > 0 and positive_finite(v[r, i]):
+                e, kl = marginal_terms(y[r, i], col, math.log(v[r, i]), math.log(col))
+                entropic += e
+                kl_b += kl
+        kl_a += h[r, i] - row
+        kl_b += y[r, i] - col
+    entropic = block_sum(buf, entropic)
+    kl_a = block_sum(buf, kl_a)
+    kl_b = block_sum(buf, kl_b)
+    bad = block_sum(buf, bad)
+    if cuda.threadIdx.x == 0:
+        loss[r] = entropic / lam + gamma_a * kl_a + gamma_b * kl_b
+        if bad > 0:
+            status[r] = FAILED
+
+
+@kernel(lambda t: [(t.a2, t.a2, t.f2, t.f2, t.f2, t.f2, t.f, t.f, t.f, t.i32, t.a1, t.a2,
+                    t.a2, t.a2)])
+def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_b, rows,
+                      loss, grad, u, v):
+    """Objective, gradient and scalings from a log-domain solve."""
+    buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
+    r = cuda.blockIdx.x
+    if r >= h.shape[0] or rows[r] == 0:
+        return
+    entropic = 0.0
+    kl_a = 0.0
+    kl_b = 0.0
+    for i in range(cuda.threadIdx.x, h.shape[1], cuda.blockDim.x):
+        row = 0.0
+        if h[r, i] > 0:
+            log_row = log_u[r, i] + lse_row[r, i]
+            row = exp_or_inf(log_row)
+            if row > 0:
+                e, kl = marginal_terms(h[r, i], row, log_u[r, i], log_row)
+                entropic += e - row
+                kl_a += kl
+            grad[r, i] = gamma_a * (1.0 - row / h[r, i])
+        else:
+            grad[r, i] = -math.inf
+        col = 0.0
+        if y[r, i] > 0:
+            log_col = log_v[r, i] + lse_col[r, i]
+            col = exp_or_inf(log_col)
+            if col > 0:
+                e, kl = marginal_terms(y[r, i], col, log_v[r, i], log_col)
+                entropic += e
+                kl_b += kl
+        kl_a += h[r, i] - row
+        kl_b += y[r, i] - col
+        u[r, i] = exp_or_inf(log_u[r, i])
+        v[r, i] = exp_or_inf(log_v[r, i])
+    entropic = block_sum(buf, entropic)
+    kl_a = block_sum(buf, kl_a)
+    kl_b = block_sum(buf, kl_b)
+    if cuda.threadIdx.x == 0:
+        loss[r] = entropic / lam + gamma_a * kl_a + gamma_b * kl_b
+
+
+@kernel(lambda t: [(t.a2, t.a2, t.f, t.f, t.i32, t.a1, t.a2, t.a1, t.a2, t.a2, t.i64, t.a1,
+                    t.i64)])
+def empty_rows(h, y, gamma_a, gamma_b, rows, loss, grad, cost, u, v, n_iter, err, status):
+    """Rows where ``h`` or ``y`` has zero mass: ``T = 0``, value
+    ``gamma_a sum(h) + gamma_b sum(y)``."""
+    buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
+    r = cuda.blockIdx.x
+    if r >= h.shape[0] or rows[r] == 0:
+        return
+    total = 0.0
+    for i in range(cuda.threadIdx.x, h.shape[1], cuda.blockDim.x):
+        total += gamma_a * h[r, i] + gamma_b * y[r, i]
+        grad[r, i] = gamma_a if h[r, i] > 0 else -math.inf
+        u[r, i] = 0.0
+        v[r, i] = 0.0
+    total = block_sum(buf, total)
+    if cuda.threadIdx.x == 0:
+        loss[r] = total
+        cost[r] = 0.0
+        n_iter[r] = 0
+        err[r] = 0.0
+        status[r] = CONVERGED

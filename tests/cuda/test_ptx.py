@@ -1,14 +1,14 @@
 """Every CUDA kernel compiled to PTX for compute capability 9.0, in both dtypes.
 
 The simulator cannot see typing or code-generation errors; these tests can, on a
-machine without a GPU (numba-cuda's NVVM is enough).
+machine without a GPU (numba-cuda's NVVM is enough).  Each kernel carries the
+argument types it is compiled for here (``@kernel`` in :mod:`sinkhorn_nb.cuda.jit`).
 """
 import numpy as np
 import pytest
 
 pytest.importorskip("numba_cuda")
 from cuda_modes import HAS_CUDA, needs_ptx  # noqa: E402
-from ptx_signatures import signatures  # noqa: E402
 
 pytestmark = needs_ptx
 
@@ -25,19 +25,42 @@ def target_sm90_without_a_driver(monkeypatch):
                             lambda: SimpleNamespace(compute_capability=(9, 0)))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("launch", [(16, 4, 128), (32, 2, 256)])
-def test_every_kernel_compiles_to_ptx_sm90(dtype, launch):
+def _ptx(kernel, argument_types):
     from numba import cuda
-    from sinkhorn_nb.cuda.scaling import kernel_sources
-    sources = kernel_sources(*launch, np.dtype(dtype))
-    sigs = signatures(np.dtype(dtype))
-    assert set(sigs) == set(sources), set(sources) ^ set(sigs)
-    for name, sig_list in sigs.items():
-        for sig in sig_list:
-            ptx, _ = cuda.compile_ptx(sources[name], sig, cc=(9, 0))
-            assert ".target sm_90" in ptx, name
-            assert ".entry" in ptx, name
+    ptx, _ = cuda.compile_ptx(kernel.py_func, argument_types, cc=(9, 0))
+    assert ".target sm_90" in ptx and ".entry" in ptx
+    return ptx
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("module", ["kernels", "balanced", "relaxed"])
+def test_every_kernel_compiles_to_ptx_sm90(dtype, module):
+    import importlib
+
+    from sinkhorn_nb.cuda.jit import ArgumentTypes, compiled_kernels
+    kernels = compiled_kernels(importlib.import_module(f"sinkhorn_nb.cuda.{module}"))
+    expected = {"kernels": {"start_rows", "update_rows", "finish_rows", "row_dots",
+                            "gather_support", "combine_rows", "gather_dots", "scatter_support",
+                            "start_log_rows", "log_sum_exps", "log_update", "log_costs",
+                            "finish_status", "scan_measures", "scale_rows"},
+                "balanced": {"outputs_from_scalings", "outputs_from_logs", "one_hot_rows",
+                             "newton_rows"},
+                "relaxed": {"outputs_from_scalings", "outputs_from_logs", "empty_rows"}}
+    assert set(kernels) == expected[module]
+    types = ArgumentTypes(np.dtype(dtype))
+    for name, kernel in kernels.items():
+        for argument_types in kernel.argument_types(types):
+            _ptx(kernel, argument_types)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("launch", [(16, 4), (32, 2)])
+def test_product_kernel_compiles_for_every_launch_shape(dtype, launch):
+    from sinkhorn_nb.cuda.jit import ArgumentTypes
+    from sinkhorn_nb.cuda.kernels import row_products
+    kernel = row_products(*launch, np.dtype(dtype))
+    (argument_types,) = kernel.argument_types(ArgumentTypes(np.dtype(dtype)))
+    _ptx(kernel, argument_types)
 
 
 @pytest.mark.parametrize("dtype, suffix", [(np.float32, "f32"), (np.float64, "f64")])
@@ -47,11 +70,11 @@ def test_ptx_product_kernel_is_register_blocked(dtype, suffix, micro):
     accumulators stay in registers: no local memory, one multiply-add per
     accumulator in the loop body, which the compiler may unroll) and sums in the
     input dtype."""
-    from numba import cuda
-    from sinkhorn_nb.cuda.scaling import kernel_sources
-    sources = kernel_sources(16, micro, 128, np.dtype(dtype))
-    (sig,) = signatures(np.dtype(dtype))["matmul_rows"]
-    ptx, _ = cuda.compile_ptx(sources["matmul_rows"], sig, cc=(9, 0))
+    from sinkhorn_nb.cuda.jit import ArgumentTypes
+    from sinkhorn_nb.cuda.kernels import row_products
+    kernel = row_products(16, micro, np.dtype(dtype))
+    (argument_types,) = kernel.argument_types(ArgumentTypes(np.dtype(dtype)))
+    ptx = _ptx(kernel, argument_types)
     assert ".shared" in ptx and "bar.sync" in ptx
     assert f"ld.shared.{suffix}" in ptx
     assert ".local" not in ptx
