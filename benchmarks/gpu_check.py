@@ -3,7 +3,9 @@
 The timing part gives, at n=4096, K=1000: the balanced iteration (dense and
 sparse targets, both dtypes) against the two cuBLAS products it replaces, and
 the float32 dense iteration for several launch shapes ``(tile, micro, block)``
-of the product kernel side by side (``micro=1``: one output per thread).
+of the product kernel side by side (``micro=1``: one output per thread); then a
+whole 60,000-row float32 ``WassersteinLoss`` call (K=1000, 50 iterations) with
+device arrays, with host arrays, and on the machine's CPU.
 
 Run on a machine with an NVIDIA GPU from the source tree::
 
@@ -79,10 +81,29 @@ def _median_seconds(fn, repeats, sync):
     return float(np.median(times))
 
 
+def _solver(n, K, kind, dtype, launch):
+    """``run(iters)``: a balanced solve of ``iters`` iterations (tol=0) on device
+    arrays with the launch shape ``launch``, synchronized."""
+    from numba import cuda
+    from sinkhorn_nb.cuda.drivers import check_device_measures, solve
+    from sinkhorn_nb.gibbs import GibbsKernel
+    from sinkhorn_nb.validation import check_controls
+    h, y, M = problem(n, K, kind, dtype)
+    kernel = GibbsKernel(M.astype(np.float64), 10.0, dtype).on_device()
+    controls = check_controls(1, 0.0, 10, "auto")
+    measures = check_device_measures(cuda.to_device(h), cuda.to_device(y), K, True, False,
+                                     controls, launch)
+
+    def run(iters):
+        solve(measures, kernel, None, check_controls(iters, 0.0, 10, "auto"), 0.0, None,
+              launch)
+        cuda.synchronize()
+    return run, kernel
+
+
 def timings(quick):
     from numba import cuda
-    from sinkhorn_nb.cuda import DEFAULT_LAUNCH, sinkhorn_balanced
-    from sinkhorn_nb.gibbs import GibbsKernel
+    from sinkhorn_nb.cuda.drivers import DEFAULT_LAUNCH
     n, K, iters = (8, 40, 3) if quick else (4096, 1000, 100)
     repeats = 1 if quick else 5
     try:
@@ -90,12 +111,9 @@ def timings(quick):
     except ImportError:
         cupy = None
 
-    def per_iteration_ms(hd, yd, kernel, launch):
-        sinkhorn_balanced(hd, yd, kernel, 2, 0.0, 10, "auto", launch=launch)      # compile
-        sec = _median_seconds(
-            lambda: sinkhorn_balanced(hd, yd, kernel, iters, 0.0, 10, "auto", launch=launch),
-            repeats, cuda.synchronize)
-        return sec / iters * 1e3
+    def per_iteration_ms(run):
+        run(2)                                                   # compile
+        return _median_seconds(lambda: run(iters), repeats, cuda.synchronize) / iters * 1e3
 
     def ratio_text(ms, bound):
         return (f"{bound:22.3f}{ms / bound:8.2f}" if bound
@@ -107,24 +125,22 @@ def timings(quick):
                  f"{'ratio':>8}")
     bounds = {}
     for dtype in (np.float32, np.float64):
-        h, y, M = problem(n, K, "dense", dtype)
-        kernel = GibbsKernel(M, 10.0, dtype).on_device()
+        run, kernel = _solver(n, K, "dense", dtype, DEFAULT_LAUNCH)
         bound = None
         if cupy is not None:
+            h, _, _ = problem(n, K, "dense", dtype)
             U = cupy.asarray(h)
             G = cupy.asarray(kernel.host.G)
             GT = cupy.asarray(kernel.host.G_T)
             bound = _median_seconds(lambda: (U @ G, U @ GT), 5,
                                     cupy.cuda.runtime.deviceSynchronize) * 1e3
-        bounds[dtype] = (kernel, bound)
+        bounds[dtype] = bound
         for kind in ("dense", "sparse"):
-            h, y, _ = problem(n, K, kind, dtype)
-            ms = per_iteration_ms(cuda.to_device(h), cuda.to_device(y), kernel, DEFAULT_LAUNCH)
-            lines.append(f"{np.dtype(dtype).name:>8}{kind:>8}{ms:>10.3f}{ratio_text(ms, bound)}")
+            run, _ = _solver(n, K, kind, dtype, DEFAULT_LAUNCH)
+            ms = per_iteration_ms(run)
+            lines.append(f"{np.dtype(dtype).name:>8}{kind:>8}{ms:>10.3f}"
+                         f"{ratio_text(ms, bound)}")
     # the product kernel's register tile, side by side (micro=1: one output per thread)
-    kernel, bound = bounds[np.float32]
-    h, y, _ = problem(n, K, "dense", np.float32)
-    hd, yd = cuda.to_device(h), cuda.to_device(y)
     shapes = [(4, 2, 4), (4, 1, 4)] if quick else [(16, 1, 128), (16, 2, 128), (16, 4, 128),
                                                     (8, 8, 128), (32, 2, 128), (16, 8, 128)]
     lines.append("")
@@ -132,9 +148,37 @@ def timings(quick):
     lines.append(f"{'(tile, micro, block)':>22}{'ms/iter':>10}{'cuBLAS 2 products ms':>22}"
                  f"{'ratio':>8}")
     for launch in shapes:
-        ms = per_iteration_ms(hd, yd, kernel, launch)
-        lines.append(f"{str(launch):>22}{ms:>10.3f}{ratio_text(ms, bound)}")
+        run, _ = _solver(n, K, "dense", np.float32, launch)
+        ms = per_iteration_ms(run)
+        lines.append(f"{str(launch):>22}{ms:>10.3f}{ratio_text(ms, bounds[np.float32])}")
     return "\n".join(lines)
+
+
+def whole_calls(quick):
+    """A whole ``WassersteinLoss`` call, float32, dense targets, 50 iterations: host
+    arrays and device arrays on the GPU, against the same call on this machine's
+    CPU (all its cores)."""
+    from numba import cuda
+
+    import sinkhorn_nb as snb
+    n, K, iters = (4, 16, 2) if quick else (60000, 1000, 50)
+    repeats = 1 if quick else 3
+    h, y, M = problem(n, K, "dense", np.float32)
+    options = dict(max_iter=iters, tol=0.0)
+    gpu = snb.WassersteinLoss(M, 10.0, device="cuda", **options)
+    cpu = snb.WassersteinLoss(M, 10.0, **options)
+    hd, yd = cuda.to_device(h), cuda.to_device(y)
+    gpu(hd, yd)
+    gpu(h, y)
+    cpu(h[:8], y[:8])
+    t_device = _median_seconds(lambda: gpu(hd, yd), repeats, cuda.synchronize)
+    t_host = _median_seconds(lambda: gpu(h, y), repeats, cuda.synchronize)
+    t_cpu = _median_seconds(lambda: cpu(h, y), 1 if quick else 2, lambda: None)
+    return (f"n={n}, K={K}, float32, dense targets, {iters} iterations, {os.cpu_count()} CPU "
+            f"cores\n{'call':>34}{'seconds':>10}{'CPU / this':>12}\n"
+            f"{'GPU, device arrays':>34}{t_device:>10.3f}{t_cpu / t_device:>12.1f}\n"
+            f"{'GPU, host arrays (copies)':>34}{t_host:>10.3f}{t_cpu / t_host:>12.1f}\n"
+            f"{'CPU':>34}{t_cpu:>10.3f}{1.0:>12.1f}")
 
 
 def main(argv=None):
@@ -155,6 +199,7 @@ def main(argv=None):
     parts.append("CPU/GPU parity (max relative error over rows):\n" + parity(args.quick))
     parts.append("Timing, balanced dense iteration vs the two cuBLAS products it replaces:\n"
                  + timings(args.quick))
+    parts.append("Whole WassersteinLoss calls:\n" + whole_calls(args.quick))
     report = "\n\n".join(parts)
     print(report)
     if args.out:

@@ -36,21 +36,28 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
         Ground metric: finite, non-negative (see :mod:`sinkhorn_nb.ground_metric`).
     lam : float
         Regularization :math:`\lambda > 0`; larger is closer to exact transport.
+        ``lam * max(M)`` may be at most 1e8 (beyond, float64 cannot resolve the
+        plan; see :func:`exact_wasserstein`).
     max_iter : int, default 1000
-        Iteration cap per row.
+        Iteration cap per row (Newton steps for the rows solved by Newton's
+        method).
     tol : float, optional
         Per-row stopping threshold on :math:`\|v \odot G^\top u - y\|_1 / \|y\|_1`,
-        checked every ``check_every`` iterations.  Default 1e-9 in float64, 1e-5 in
-        float32.  ``tol=0`` runs exactly ``max_iter`` iterations (and never warns).
+        checked every ``check_every`` iterations (every step for Newton's method).
+        Default 1e-9 in float64, 1e-5 in float32.  ``tol=0`` runs exactly
+        ``max_iter`` Sinkhorn iterations (and never warns).
     check_every : int, default 10
         Iterations between convergence checks.
     method : {"auto", "multiplicative", "log"}, default "auto"
-        ``"auto"`` runs the multiplicative path (two BLAS matrix products per
-        iteration over the batch) when ``lam * max(M)`` is at most 300 (float64)
-        or 30 (float32), and the log-domain path otherwise; a row whose
+        ``"auto"``: while ``lam * max(M)`` is at most 300 (float64) or 30
+        (float32), rows whose target has 2 to 8 non-zeros are solved by Newton's
+        method on the semi-dual (``tol > 0``), other rows by the multiplicative
+        Sinkhorn iteration (two BLAS matrix products per iteration over the
+        batch, or products restricted to the target's support when it has at
+        most K/8 non-zeros); beyond that, the log-domain iteration.  A row whose
         multiplicative solve over- or underflows is redone in the log domain.
-        ``"multiplicative"`` skips the threshold (still with the fallback);
-        ``"log"`` always runs the log-domain path.
+        ``"multiplicative"`` runs the Sinkhorn iteration whatever ``lam`` (still
+        with the fallback); ``"log"`` always runs the log-domain path.
     renormalize : bool, default False
         Rescale each row of ``h`` and ``y`` to unit mass (on copies) instead of
         requiring ``sum(h) == sum(y)`` to a relative 1e-6 (float64) / 1e-4
@@ -68,21 +75,23 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
     ------
     ValueError
         For NaN/inf/negative entries, mismatched shapes, an empty batch, more
-        than 2 dimensions, ``lam <= 0``, a zero-mass row or unequal masses.
+        than 2 dimensions, ``lam <= 0`` or subnormal, ``lam * max(M) > 1e8``, a
+        zero-mass row or unequal masses.
     TypeError
-        For non-numeric inputs.
+        For non-numeric inputs, or a ``renormalize`` that is not a boolean.
 
     Warns
     -----
     sklearn.exceptions.ConvergenceWarning
-        Once per call when some row reached ``max_iter`` (``tol > 0``).
+        Once per call when some row reached ``max_iter`` (``tol > 0``) or gave
+        non-finite values.
 
     Notes
     -----
-    The compute dtype is float32 when ``h``, ``y`` and ``M`` are all float32 and
-    float64 otherwise (integers promote to float64).  Rows whose target has a
-    single non-zero take the closed form :math:`T = h e_j^\top` with no
-    iteration.  Where :math:`h_i = 0` the derivative is :math:`-\infty`; the
+    The compute dtype is float32 when ``h`` and ``y`` are both float32 and float64
+    otherwise (integers promote to float64); ``M`` is cast to it.  Rows whose
+    target has a single non-zero take the closed form :math:`T = h e_j^\top` with
+    no iteration.  Where :math:`h_i = 0` the derivative is :math:`-\infty`; the
     gradient reports the finite soft c-transform
     :math:`\alpha_i = -\log(Gv)_i/\lambda` there so that the centring stays defined.
 
@@ -146,9 +155,10 @@ def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, t
         Strengths :math:`\gamma_a, \gamma_b > 0` of the marginal penalties; as they
         grow the problem approaches :func:`sinkhorn` on normalized inputs.
     max_iter, tol, check_every, method, device
-        As in :func:`sinkhorn`; here the error is
-        :math:`\|(u - u^{+})\odot Gv\|_1/\|h\|_1`, the relative change of the row
-        marginal an update of ``u`` would make.
+        As in :func:`sinkhorn` (Newton's method is for the balanced variant only);
+        here the error is :math:`\|(u - u^{+})\odot Gv\|_1/\max(\|h\|_1,
+        \|u \odot Gv\|_1)`, the relative change of the row marginal an update of
+        ``u`` would make.
 
     Returns
     -------
