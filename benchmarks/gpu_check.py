@@ -141,8 +141,8 @@ def timings(quick):
             lines.append(f"{np.dtype(dtype).name:>8}{kind:>8}{ms:>10.3f}"
                          f"{ratio_text(ms, bound)}")
     # the product kernel's register tile, side by side (micro=1: one output per thread)
-    shapes = [(4, 2, 4), (4, 1, 4)] if quick else [(16, 1, 128), (16, 2, 128), (16, 4, 128),
-                                                    (8, 8, 128), (32, 2, 128), (16, 8, 128)]
+    shapes = ([(4, 2, 4), (4, 1, 4)] if quick else
+              [(16, 1, 128), (16, 2, 128), (16, 4, 128), (8, 8, 128), (32, 2, 128), (16, 8, 128)])
     lines.append("")
     lines.append("float32 dense, launch shapes of the product kernel:")
     lines.append(f"{'(tile, micro, block)':>22}{'ms/iter':>10}{'cuBLAS 2 products ms':>22}"

@@ -25,6 +25,7 @@ def __getattr__(name):
 def __dir__():
     return sorted(set(globals()) | {"WassersteinClassifier"})
 
+
 __all__ = ["sinkhorn", "sinkhorn_relaxed", "SinkhornResult", "WassersteinLoss",
            "WassersteinClassifier",
            "softmax_backward", "exact_wasserstein", "ground_metric", "metrics",

@@ -16,16 +16,12 @@ import numpy as np
 from numba import prange
 
 from ..core import CONVERGED, FAILED
-from .kernels import combine_rows, compiled, dot, dot3, parallel, row_status, start_scaling
+from .kernels import (combine_rows, compiled, dot, dot3, parallel, positive_finite,
+                      row_status, start_scaling)
 
 
 @compiled
-def _positive_finite(x):
-    return x > 0 and x < np.inf
-
-
-@compiled
-def _centre(grad, alpha_sum, lam):
+def centre(grad, alpha_sum, lam):
     """``grad = (grad - mean(grad)) / lam`` given ``alpha_sum = sum(grad)``."""
     mean = alpha_sum / grad.size
     for i in range(grad.size):
@@ -49,7 +45,7 @@ def outputs_from_scalings(h, y, u, log_u, log_v, Gv, GTu, lam, rows, loss, grad,
         alpha_sum = 0.0
         ok = True
         for i in range(K):
-            ok &= _positive_finite(Gv[r, i])
+            ok &= positive_finite(Gv[r, i])
             if h[r, i] > 0:
                 alpha = np.float64(log_u[r, i])
                 ok &= np.isfinite(alpha)
@@ -58,11 +54,11 @@ def outputs_from_scalings(h, y, u, log_u, log_v, Gv, GTu, lam, rows, loss, grad,
             else:
                 alpha = -np.log(np.float64(Gv[r, i]))
             if y[r, i] > 0:
-                ok &= np.isfinite(log_v[r, i]) and _positive_finite(GTu[r, i])
+                ok &= np.isfinite(log_v[r, i]) and positive_finite(GTu[r, i])
                 dual += y[r, i] * np.float64(log_v[r, i])
             grad[r, i] = alpha
             alpha_sum += alpha
-        _centre(grad[r], alpha_sum, lam)
+        centre(grad[r], alpha_sum, lam)
         loss[r] = (dual - plan_mass) / lam
         if not ok:
             status[r] = FAILED
@@ -103,7 +99,7 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
                 top_v = max(top_v, log_v[k, i])
             grad[r, i] = alpha
             alpha_sum += alpha
-        _centre(grad[r], alpha_sum, lam)
+        centre(grad[r], alpha_sum, lam)
         loss[r] = (dual - plan_mass) / lam
         shift = gauge_shift(top_u, top_v, limit)
         for i in range(K):
@@ -154,7 +150,7 @@ def one_hot_rows(h, y, log_h, M_T, G_T, divide, lam, max_m, limit, rows, loss, g
         else:
             for i in range(K):
                 u[r, i] = np.exp(grad[r, i] - shift) if h[r, i] > 0 else 0.0
-        _centre(grad[r], alpha_sum, lam)
+        centre(grad[r], alpha_sum, lam)
         loss[r] = transport + entropy / lam
         cost[r] = transport
         v[r] = 0

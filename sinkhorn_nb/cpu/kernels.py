@@ -52,6 +52,11 @@ def row_status(e, tol):
 
 
 @compiled
+def positive_finite(x):
+    return x > 0 and x < np.inf
+
+
+@compiled
 def scaled_ratio(p, a, exponent):
     """``(p / a) ** exponent`` with the convention ``0 / anything = 0``."""
     if p == 0:
@@ -200,9 +205,10 @@ def sparse_scaling_iterations(h, y, G_T, GM_T, rows, u_out, v_out, warm, exp_a, 
     ``G_T[S]`` are gathered once per row and every product is a short sum of
     contiguous rows.  Rows run in parallel (``prange``) and stop independently.
 
-    Update order, exponents, start, error and status are those of the
-    dense path (:func:`sinkhorn_nb.cpu.drivers.dense_iterations`) (``first_is_v``: the balanced order, ``v`` then
-    ``u``; ``mass`` is the mass of the side updated first).  Writes the
+    Update order, exponents, start, error and status are those of the dense
+    path (:func:`sinkhorn_nb.cpu.drivers.dense_iterations`; ``first_is_v``: the
+    balanced order, ``v`` then ``u``; ``mass`` is the mass of the side updated
+    first).  Writes the
     scalings, ``gv_out = G v``, ``gtu_out = G^T u`` on ``S`` (other entries are
     left untouched) and ``cost = <T, M>``.
     """

@@ -17,16 +17,11 @@ import numpy as np
 from numba import prange
 
 from ..core import CONVERGED, FAILED
-from .kernels import compiled, parallel
+from .kernels import compiled, parallel, positive_finite
 
 
 @compiled
-def _positive_finite(x):
-    return x > 0 and x < np.inf
-
-
-@compiled
-def _marginal_terms(mass, marginal, log_scaling, log_marginal):
+def marginal_terms(mass, marginal, log_scaling, log_marginal):
     """Contributions of one label to ``sum T log T + lam <T, M>`` and to the KL
     term, from its marginal ``marginal > 0`` and mass ``mass > 0``."""
     return (marginal * log_scaling,
@@ -46,14 +41,14 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss
         kl_b = 0.0
         ok = True
         for i in range(K):
-            ok &= _positive_finite(Gv[r, i])
+            ok &= positive_finite(Gv[r, i])
             row = 0.0
             if h[r, i] > 0:
-                ok &= _positive_finite(u[r, i])
+                ok &= positive_finite(u[r, i])
                 row = np.float64(u[r, i]) * Gv[r, i]
                 if row > 0:
-                    e, kl = _marginal_terms(h[r, i], row, np.log(np.float64(u[r, i])),
-                                            np.log(row))
+                    e, kl = marginal_terms(h[r, i], row, np.log(np.float64(u[r, i])),
+                                           np.log(row))
                     entropic += e - row
                     kl_a += kl
                 grad[r, i] = gamma_a * (1.0 - row / h[r, i])
@@ -61,11 +56,11 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss
                 grad[r, i] = -np.inf
             col = 0.0
             if y[r, i] > 0:
-                ok &= _positive_finite(v[r, i]) and _positive_finite(GTu[r, i])
+                ok &= positive_finite(v[r, i]) and positive_finite(GTu[r, i])
                 col = np.float64(v[r, i]) * GTu[r, i]
                 if col > 0:
-                    e, kl = _marginal_terms(y[r, i], col, np.log(np.float64(v[r, i])),
-                                            np.log(col))
+                    e, kl = marginal_terms(y[r, i], col, np.log(np.float64(v[r, i])),
+                                           np.log(col))
                     entropic += e
                     kl_b += kl
             kl_a += h[r, i] - row
@@ -92,7 +87,7 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
                 log_row = log_u[k, i] + lse_row[k, i]
                 row = np.exp(log_row)
                 if row > 0:
-                    e, kl = _marginal_terms(h[r, i], row, log_u[k, i], log_row)
+                    e, kl = marginal_terms(h[r, i], row, log_u[k, i], log_row)
                     entropic += e - row
                     kl_a += kl
                 grad[r, i] = gamma_a * (1.0 - row / h[r, i])
@@ -103,7 +98,7 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
                 log_col = log_v[k, i] + lse_col[k, i]
                 col = np.exp(log_col)
                 if col > 0:
-                    e, kl = _marginal_terms(y[r, i], col, log_v[k, i], log_col)
+                    e, kl = marginal_terms(y[r, i], col, log_v[k, i], log_col)
                     entropic += e
                     kl_b += kl
             kl_a += h[r, i] - row

@@ -18,7 +18,7 @@ from numba import cuda
 
 from ..core import CONVERGED, FAILED, NEWTON_MAX_SUPPORT
 from .jit import MAX_ROW_THREADS, device, kernel
-from .kernels import (block_max, block_sum, exp_or_inf, is_finite, log_or_inf,
+from .kernels import (block_max, block_row, block_sum, exp_or_inf, is_finite, log_or_inf,
                       positive_finite, row_status)
 
 
@@ -46,8 +46,8 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, rows, loss, grad, status):
     scaling or marginal over/underflowed on the support of its mass.  One block
     per row."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = cuda.blockIdx.x
-    if r >= h.shape[0] or rows[r] == 0:
+    r = block_row(rows)
+    if r < 0:
         return
     dual = 0.0
     plan_mass = 0.0
@@ -88,8 +88,8 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
     log-scalings before the gauge is shifted (:func:`gauge_shift`).  One block
     per row."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = cuda.blockIdx.x
-    if r >= h.shape[0] or rows[r] == 0:
+    r = block_row(rows)
+    if r < 0:
         return
     dual = 0.0
     plan_mass = 0.0
@@ -133,8 +133,8 @@ def one_hot_rows(h, y, M_T, G_T, divide, lam, max_m, limit, rows, loss, grad, co
     ``h / G``, ``h e^{lam M + 1}`` and the logarithm this repeats).  One block
     per row."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = cuda.blockIdx.x
-    if r >= h.shape[0] or rows[r] == 0:
+    r = block_row(rows)
+    if r < 0:
         return
     K = h.shape[1]
     label = -1.0

@@ -42,6 +42,25 @@ def flat_entry(n, K):
 
 
 @device
+def masked_entry(n, K, rows):
+    """:func:`flat_entry`, with row ``-1`` past the end or where ``rows[r] == 0``."""
+    r, j = flat_entry(n, K)
+    if r >= n or rows[r] == 0:
+        return -1, j
+    return r, j
+
+
+@device
+def block_row(rows):
+    """This block's row (one block per row), or ``-1`` past the end or where
+    ``rows[r] == 0``."""
+    r = cuda.blockIdx.x
+    if r >= rows.shape[0] or rows[r] == 0:
+        return -1
+    return r
+
+
+@device
 def block_sum(buf, value):
     """Sum of ``value`` over the threads of the block, in the shared buffer ``buf``."""
     tid = cuda.threadIdx.x
@@ -188,8 +207,8 @@ def start_rows(q, start, warm, rows, out):
     """``out = start`` (``warm``) or 1 on the support of ``q``, 0 off it, on ``rows``
     (``out`` may be ``start``); one thread per entry."""
     n, K = q.shape
-    r, j = flat_entry(n, K)
-    if r < n and rows[r] != 0:
+    r, j = masked_entry(n, K, rows)
+    if r >= 0:
         out[r, j] = (start[r, j] if warm else 1) if q[r, j] != 0 else 0
 
 
@@ -197,8 +216,8 @@ def start_rows(q, start, warm, rows, out):
 def update_rows(p, A, exponent, active, S):
     """``S = (p / A) ** exponent`` on active rows (one thread per entry)."""
     n, K = p.shape
-    r, j = flat_entry(n, K)
-    if r < n and active[r] != 0:
+    r, j = masked_entry(n, K, active)
+    if r >= 0:
         S[r, j] = scaled_ratio(p[r, j], A[r, j], exponent)
 
 
@@ -217,8 +236,8 @@ def finish_rows(P, A, S, exponent, is_log, mass, it, tol, final, active, n_iter,
     ``n_active[0]``.
     """
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = cuda.blockIdx.x
-    if r >= P.shape[0] or active[r] == 0:
+    r = block_row(active)
+    if r < 0:
         return
     change = 0.0
     marginal = 0.0
@@ -251,8 +270,8 @@ def row_dots(u, X, rows, out):
     """``out[r] = u[r] . X[r]`` on ``rows`` (the transport cost ``u . (G * M) v``);
     one block per row."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = cuda.blockIdx.x
-    if r >= u.shape[0] or rows[r] == 0:
+    r = block_row(rows)
+    if r < 0:
         return
     total = 0.0
     for i in range(cuda.threadIdx.x, u.shape[1], cuda.blockDim.x):
@@ -290,8 +309,8 @@ def combine_rows(K_T, index, size, x_s, active, out):
     """``out[r, i] = sum_k K_T[index[r, k], i] x_s[r, k]`` over the support (``G v``
     from rows of ``G^T``); one thread per entry, reads coalesced along ``i``."""
     n, K = out.shape
-    r, i = flat_entry(n, K)
-    if r < n and active[r] != 0:
+    r, i = masked_entry(n, K, active)
+    if r >= 0:
         total = 0.0
         for k in range(size[r]):
             total += K_T[index[r, k], i] * x_s[r, k]
@@ -325,8 +344,8 @@ def scatter_support(index, size, v_s, gtu_s, rows, v, GTu):
     """``v[r, index[r, k]] = v_s[r, k]``, and the same for ``G^T u``, on ``rows``
     (other entries untouched); one thread per ``(r, k)``."""
     n, width = index.shape
-    r, k = flat_entry(n, width)
-    if r < n and rows[r] != 0 and k < size[r]:
+    r, k = masked_entry(n, width, rows)
+    if r >= 0 and k < size[r]:
         v[r, index[r, k]] = v_s[r, k]
         GTu[r, index[r, k]] = gtu_s[r, k]
 
@@ -337,8 +356,8 @@ def start_log_rows(p, q, s_log, t_log, t_start, warm, rows):
     ``warm``, ``t_start`` where it is finite) on the support of ``q``, ``-inf``
     off it."""
     n, K = p.shape
-    r, j = flat_entry(n, K)
-    if r < n and rows[r] != 0:
+    r, j = masked_entry(n, K, rows)
+    if r >= 0:
         s_log[r, j] = -math.inf
         if q[r, j] > 0:
             start = t_start[r, j] if warm else 0.0
@@ -352,8 +371,8 @@ def log_sum_exps(T_log, C, lam, active, out):
     """``out[r, j] = log sum_i exp(T_log[r, i] - lam C[j, i] - 1)`` on active rows
     (the log of ``(K t)_j`` for ``K = exp(-lam C - 1)``); one thread per entry."""
     n, K = T_log.shape
-    r, j = flat_entry(n, K)
-    if r < n and active[r] != 0:
+    r, j = masked_entry(n, K, active)
+    if r >= 0:
         top = -math.inf
         for i in range(K):
             x = T_log[r, i] - lam * C[j, i]
@@ -373,8 +392,8 @@ def log_sum_exps(T_log, C, lam, active, out):
 def log_update(P, lse, exponent, active, S_log):
     """``log S = exponent * (log P - lse)``, ``-inf`` where ``P = 0``."""
     n, K = P.shape
-    r, j = flat_entry(n, K)
-    if r < n and active[r] != 0:
+    r, j = masked_entry(n, K, active)
+    if r >= 0:
         p = P[r, j]
         S_log[r, j] = exponent * (math.log(p) - lse[r, j]) if p > 0 else -math.inf
 
@@ -383,8 +402,8 @@ def log_update(P, lse, exponent, active, S_log):
 def log_costs(log_u, log_v, M, lam, rows, cost):
     """``cost[r] = <T, M>`` from log-scalings on ``rows``; one block per row."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = cuda.blockIdx.x
-    if r >= log_u.shape[0] or rows[r] == 0:
+    r = block_row(rows)
+    if r < 0:
         return
     K = log_u.shape[1]
     total = 0.0

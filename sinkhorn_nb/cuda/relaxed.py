@@ -18,7 +18,7 @@ from numba import cuda
 
 from ..core import CONVERGED, FAILED
 from .jit import MAX_ROW_THREADS, device, kernel
-from .kernels import block_sum, exp_or_inf, positive_finite
+from .kernels import block_row, block_sum, exp_or_inf, positive_finite
 
 
 @device
@@ -35,8 +35,8 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss
     """Objective and gradient of a multiplicative solve; ``status[r] = FAILED``
     where a scaling or marginal over/underflowed on the support of its mass."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = cuda.blockIdx.x
-    if r >= h.shape[0] or rows[r] == 0:
+    r = block_row(rows)
+    if r < 0:
         return
     entropic = 0.0
     kl_a = 0.0
@@ -84,8 +84,8 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
                       loss, grad, u, v):
     """Objective, gradient and scalings from a log-domain solve."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = cuda.blockIdx.x
-    if r >= h.shape[0] or rows[r] == 0:
+    r = block_row(rows)
+    if r < 0:
         return
     entropic = 0.0
     kl_a = 0.0
@@ -127,8 +127,8 @@ def empty_rows(h, y, gamma_a, gamma_b, rows, loss, grad, cost, u, v, n_iter, err
     """Rows where ``h`` or ``y`` has zero mass: ``T = 0``, value
     ``gamma_a sum(h) + gamma_b sum(y)``."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = cuda.blockIdx.x
-    if r >= h.shape[0] or rows[r] == 0:
+    r = block_row(rows)
+    if r < 0:
         return
     total = 0.0
     for i in range(cuda.threadIdx.x, h.shape[1], cuda.blockDim.x):
