@@ -4,11 +4,15 @@ Entropic-regularized optimal transport between predictions and targets over a
 finite label space with a known ground metric: smoothed (balanced) and relaxed
 (unbalanced) transport, their gradients, batched over rows sharing one metric.
 """
-from . import ground_metric, metrics
-from .exact import exact_wasserstein
-from .loss import WassersteinLoss, softmax_backward
-from .result import SinkhornResult
-from .transport import sinkhorn, sinkhorn_relaxed
+from .cache_location import use_user_wide_cache_when_installed
+
+use_user_wide_cache_when_installed()     # before any kernel is defined
+
+from . import ground_metric, metrics  # noqa: E402
+from .exact import exact_wasserstein  # noqa: E402
+from .loss import WassersteinLoss, softmax_backward  # noqa: E402
+from .result import SinkhornResult  # noqa: E402
+from .transport import sinkhorn, sinkhorn_relaxed  # noqa: E402
 
 __version__ = "0.1.0"
 

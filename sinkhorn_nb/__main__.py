@@ -1,29 +1,36 @@
-"""Command line: ``python -m sinkhorn_nb COMMAND``."""
+"""Command line: ``python -m sinkhorn_nb COMMAND`` (or ``sinkhorn-nb COMMAND``).
+
+``--help`` imports nothing beyond the package itself; each command imports what
+it needs when it runs.
+"""
 import argparse
-import json
+import os
 import sys
 import time
 
-import numpy as np
+#: Where results go unless ``--out`` says otherwise (one folder per command).
+DEFAULT_OUT = "sinkhorn_nb_results"
 
 
 def digits_demo(args):
     from .demo import main
-    return main(args.out)
+    return main(args.out or os.path.join(DEFAULT_OUT, "demo"))
 
 
 def run_experiment(args):
     from .experiments import run
+    out = args.out or os.path.join(DEFAULT_OUT, args.name)
     start = time.perf_counter()
-    summary = run(args.name, quick=args.quick, out=args.out)
-    print(json.dumps(summary, indent=1, default=float))
-    print(f"{args.name}: figures and numbers written to {args.out} "
-          f"({time.perf_counter() - start:.0f}s)")
+    run(args.name, quick=args.quick, out=out)
+    print(f"{args.name}: figures (PNG) and numbers (CSV, JSON) written to {out}/ "
+          f"in {time.perf_counter() - start:.0f} s")
     return 0
 
 
 def losses_demo(args):
     """Compute both losses on a small ordinal problem and print them."""
+    import numpy as np
+
     import sinkhorn_nb as snb
 
     K, n = 10, 1000
@@ -46,29 +53,49 @@ def losses_demo(args):
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m sinkhorn_nb",
-        description="sinkhorn_nb: Wasserstein losses compiled with Numba.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = commands.add_parser(
-        "demo", help="Wasserstein vs KL on the 8x8 digits: table and PNG figure")
-    demo.add_argument("--out", default=".", help="folder for the figure (default: .)")
-    demo.set_defaults(run=digits_demo)
+def _experiment_help():
+    from .experiments import CATALOG
+    lines = ["experiments (run time on 2 cores, --quick / full size):"]
+    for name, (what, quick, full) in CATALOG.items():
+        lines.append(f"  {name:<8} {what} ({quick} / {full})")
+    return "\n".join(lines)
+
+
+def parser():
     from .experiments import EXPERIMENTS
+    top = argparse.ArgumentParser(
+        prog="python -m sinkhorn_nb",
+        description="sinkhorn_nb: the Wasserstein loss of Frogner et al. (NIPS 2015), "
+                    "compiled with Numba.",
+        epilog=f"Results go to ./{DEFAULT_OUT}/COMMAND unless --out says otherwise.")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo", help="Wasserstein vs KL on the 8x8 digits: a table and a figure (~10 s)",
+        description="Train softmax linear models on scikit-learn's 8x8 digits with the "
+                    "Wasserstein loss for the ordinal metric |k - k'|^p and with KL; print "
+                    "a table and write digits_wasserstein.png.")
+    demo.add_argument("--out", help=f"output folder (default: {DEFAULT_OUT}/demo)")
+    demo.set_defaults(run=digits_demo)
     experiment = commands.add_parser(
-        "experiment", help="reproduce one of the paper's experiments (PNG + CSV/JSON)")
-    experiment.add_argument("name", choices=EXPERIMENTS)
+        "experiment", help="reproduce one of the paper's experiments (PNG, CSV, JSON)",
+        description="Reproduce one of the paper's experiments; needs the experiments "
+                    'extra: pip install "sinkhorn_nb[experiments]".',
+        epilog=_experiment_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    experiment.add_argument("name", choices=EXPERIMENTS, help="which experiment")
     experiment.add_argument("--quick", action="store_true",
-                            help="reduced sizes, a few minutes on 2 cores")
-    experiment.add_argument("--out", default=".", help="output folder (default: .)")
+                            help="reduced sizes (minutes on 2 cores)")
+    experiment.add_argument("--out", help=f"output folder (default: {DEFAULT_OUT}/NAME)")
     experiment.set_defaults(run=run_experiment)
     losses = commands.add_parser("losses", help="compute both losses on a small problem")
     losses.set_defaults(run=losses_demo)
-    args = parser.parse_args(argv)
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        parser().print_help(sys.stderr)
+        return 2
     return args.run(args)
 
 

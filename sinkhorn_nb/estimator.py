@@ -36,13 +36,14 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     The model is :math:`h(x) = \operatorname{softmax}(W x + b)`; training minimizes
 
     .. math::
-        \frac{1}{\sum_s w_s}\sum_s w_s\big[W_\lambda(h(x_s), t_s)
+        \frac{1}{\sum_s w_s}\sum_s w_s\big[\beta\,W_\lambda(h(x_s), t_s)
         + \alpha_{KL}\,\widetilde{KL}(t_s\|h(x_s))\big] + \frac{\alpha}{2}\|W\|_F^2
 
     where :math:`W_\lambda` is the smoothed (``variant="balanced"``) or relaxed
     (``"relaxed"``) entropic transport loss over the ground metric, :math:`t_s` the
-    target measure and :math:`\alpha_{KL}` = ``kl_weight`` (``W + α·KL`` in the
-    paper; a very large ``kl_weight`` approaches multinomial logistic regression).
+    target measure, :math:`\alpha_{KL}` = ``kl_weight`` (``W + α·KL`` in the
+    paper) and :math:`\beta` = ``wasserstein_weight`` (1; 0 gives the KL-only
+    baseline, multinomial logistic regression for class labels).
 
     Parameters
     ----------
@@ -60,6 +61,11 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         Marginal penalties of the relaxed variant.
     kl_weight : float, default 0.0
         Weight :math:`\alpha_{KL}` of the KL term.
+    wasserstein_weight : float, default 1.0
+        Weight of the transport loss.  0 with ``kl_weight > 0`` is the KL-only
+        baseline: the same softmax model, optimizer and L2 penalty, trained on
+        the KL divergence to the target measures alone (multinomial logistic
+        regression for one-hot targets).
     alpha : float, default 1e-4
         L2 penalty on ``coef_`` (not on ``intercept_``).
     solver : {"lbfgs", "sgd", "adam"}, default "lbfgs"
@@ -148,6 +154,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         "gamma_a": _positive(),
         "gamma_b": _positive(),
         "kl_weight": _non_negative(),
+        "wasserstein_weight": _non_negative(),
         "alpha": _non_negative(),
         "solver": [StrOptions(set(SOLVERS))],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -165,7 +172,8 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     }
 
     def __init__(self, ground_metric=None, *, p=1.0, lam=10.0, variant="balanced",
-                 gamma_a=1.0, gamma_b=1.0, kl_weight=0.0, alpha=1e-4, solver="lbfgs",
+                 gamma_a=1.0, gamma_b=1.0, kl_weight=0.0, wasserstein_weight=1.0,
+                 alpha=1e-4, solver="lbfgs",
                  max_iter=200, tol=1e-5, n_iter_no_change=5, batch_size=200,
                  learning_rate=0.01, sinkhorn_max_iter=1000, sinkhorn_tol=1e-7,
                  warm_start_scalings=True, device="cpu", warm_start=False,
@@ -177,6 +185,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         self.gamma_a = gamma_a
         self.gamma_b = gamma_b
         self.kl_weight = kl_weight
+        self.wasserstein_weight = wasserstein_weight
         self.alpha = alpha
         self.solver = solver
         self.max_iter = max_iter
@@ -246,7 +255,11 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
                                max_iter=self.sinkhorn_max_iter, tol=self.sinkhorn_tol)
         if warm_start_scalings is None:
             warm_start_scalings = self.warm_start_scalings
-        return LinearSoftmaxObjective(loss, self.kl_weight, self.alpha, warm_start_scalings)
+        if not (self.wasserstein_weight > 0 or self.kl_weight > 0):
+            raise ValueError("wasserstein_weight and kl_weight are both 0: there is no loss "
+                             "to train on")
+        return LinearSoftmaxObjective(loss, self.kl_weight, self.alpha, warm_start_scalings,
+                                      self.wasserstein_weight)
 
     def _reporter(self, objective, unit):
         """``report(iteration, value, grad_norm, seconds)``: records the loss curve

@@ -4,15 +4,16 @@ For a softmax linear model :math:`h_s = \operatorname{softmax}(z_s)`,
 :math:`z_s = W x_s + b`, targets :math:`t_s` and sample weights :math:`w_s`,
 
 .. math::
-    L(W, b) = \frac{1}{\sum_s w_s}\sum_s w_s\,\big[\,W_\lambda(h_s, t_s)
+    L(W, b) = \frac{1}{\sum_s w_s}\sum_s w_s\,\big[\,\beta\,W_\lambda(h_s, t_s)
               + \alpha_{KL}\,\widetilde{KL}(t_s\|h_s)\big] + \frac{\rho}{2}\|W\|_F^2
 
 (paper §6: :math:`\alpha_{KL}` is ``kl_weight``, :math:`\rho` is the L2 strength
-``alpha``), with :math:`\widetilde{KL}(t\|h) = \sum_i t_i \log(t_i/h_i) - \sum_i t_i
+``alpha``; :math:`\beta` is ``wasserstein_weight``, 1 except for the KL-only
+baseline, where it is 0 and no transport problem is solved), with :math:`\widetilde{KL}(t\|h) = \sum_i t_i \log(t_i/h_i) - \sum_i t_i
 + 1` since :math:`\sum_i h_i = 1`.  The gradient goes exactly through the softmax:
 
 .. math::
-    \frac{\partial}{\partial z_s} = w_s\big[h_s \odot (g_s - \langle h_s, g_s\rangle)
+    \frac{\partial}{\partial z_s} = w_s\big[\beta\,h_s \odot (g_s - \langle h_s, g_s\rangle)
     + \alpha_{KL}\,(h_s \textstyle\sum_i t_{si} - t_s)\big],
     \qquad g_s = \partial W_\lambda / \partial h_s ,
 
@@ -151,7 +152,7 @@ def softmax_rows(Z, intercept, H, lse):
 
 
 @_parallel
-def backward_rows(H, Z, lse, loss, grad, T, t_mass, t_entropy, weights, kl_weight):
+def backward_rows(H, Z, lse, loss, grad, T, t_mass, t_entropy, weights, w_weight, kl_weight):
     """Weighted value of the data terms; ``grad`` (``dW/dh`` on entry) becomes the
     weighted gradient with respect to the logits ``Z`` (see the module docstring)."""
     n, K = H.shape
@@ -171,8 +172,8 @@ def backward_rows(H, Z, lse, loss, grad, T, t_mass, t_entropy, weights, kl_weigh
         w = weights[r]
         for i in range(K):
             d = H[r, i] * (grad[r, i] - hg) if H[r, i] > 0 else 0.0
-            grad[r, i] = w * (d + kl_weight * (H[r, i] * t_mass[r] - T[r, i]))
-        value += w * (loss[r] + kl_weight * kl)
+            grad[r, i] = w * (w_weight * d + kl_weight * (H[r, i] * t_mass[r] - T[r, i]))
+        value += w * (w_weight * loss[r] + kl_weight * kl)
     return value
 
 
@@ -188,6 +189,8 @@ class LinearSoftmaxObjective:
     warm_start_scalings : bool, default True
         Start each sample's Sinkhorn iteration from its scalings at the previous
         evaluation (kept only when some row iterates).
+    wasserstein_weight : float, default 1.0
+        Weight of the transport loss; 0 gives the KL-only baseline (no solve).
 
     Attributes
     ----------
@@ -198,8 +201,10 @@ class LinearSoftmaxObjective:
         tolerance of 0, that gave non-finite values).
     """
 
-    def __init__(self, loss, kl_weight, alpha, warm_start_scalings=True):
+    def __init__(self, loss, kl_weight, alpha, warm_start_scalings=True,
+                 wasserstein_weight=1.0):
         self.loss = loss
+        self.wasserstein_weight = float(wasserstein_weight)
         self.kl_weight = float(kl_weight)
         self.alpha = float(alpha)
         self.warm_start_scalings = warm_start_scalings
@@ -230,6 +235,19 @@ class LinearSoftmaxObjective:
         lse = np.empty(n)
         with passes_on_one_thread(n * K):
             softmax_rows(Z, intercept, H, lse)
+        if self.wasserstein_weight > 0:
+            loss, dZ = self._transport(H, targets, samples)
+        else:
+            loss, dZ = np.zeros(n), np.zeros_like(Z)
+        with passes_on_one_thread(n * K):
+            value = backward_rows(H, Z, lse, loss, dZ, targets.measures, targets.mass,
+                                  targets.entropy, weights, self.wasserstein_weight,
+                                  self.kl_weight)
+        return value, dZ.T @ X, dZ.sum(axis=0)
+
+    def _transport(self, H, targets, samples):
+        """Per-row transport loss and its gradient with respect to ``h``."""
+        n = H.shape[0]
         measures = Measures(H, targets.measures, np.ones(n), targets.mass, targets.support,
                             False)
         result, status = self.loss.solve_measures(measures, self._init(samples, n))
@@ -237,11 +255,7 @@ class LinearSoftmaxObjective:
         self.sinkhorn_iterations += int(result.n_iter.sum())
         self.not_converged += int(np.count_nonzero(
             status == FAILED if self.loss.controls.tol == 0 else status != CONVERGED))
-        with passes_on_one_thread(n * K):
-            value = backward_rows(H, Z, lse, result.loss, result.grad, targets.measures,
-                                  targets.mass, targets.entropy, weights, self.kl_weight)
-        dZ = result.grad
-        return value, dZ.T @ X, dZ.sum(axis=0)
+        return result.loss, result.grad
 
     def regularized(self, coef, value, d_coef, d_intercept, total_weight):
         """Normalize summed data terms by ``total_weight`` and add the L2 term."""

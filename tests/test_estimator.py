@@ -230,3 +230,17 @@ def test_demo_runs(tmp_path):
     pytest.importorskip("matplotlib")
     demo.plot_profiles(profiles, tmp_path / "fig.png")
     assert (tmp_path / "fig.png").stat().st_size > 10000
+
+
+def test_kl_only_baseline_is_logistic_regression(digits):
+    """wasserstein_weight=0: the same model trained on KL alone, which for class
+    labels is multinomial logistic regression with the same L2 penalty."""
+    X, y = digits
+    alpha = 1e-2
+    clf = snb.WassersteinClassifier(wasserstein_weight=0.0, kl_weight=1.0, alpha=alpha,
+                                    max_iter=500, tol=1e-8).fit(X, y)
+    assert clf.sinkhorn_iterations_ == 0
+    ref = LogisticRegression(C=1.0 / (alpha * len(y)), max_iter=5000, tol=1e-10).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=2e-3)
+    with pytest.raises(ValueError, match="wasserstein_weight and kl_weight are both 0"):
+        snb.WassersteinClassifier(wasserstein_weight=0.0).fit(X, y)

@@ -17,14 +17,25 @@ def written(out, *names):
 
 
 def test_noise_tiny(tmp_path):
-    summary = noise.run(out=tmp_path, settings=dict(
-        classes=(5,), noises=(0.0, 0.8), fixed_noise=0.5, fixed_classes=5, n_train=120,
-        n_test=200, seeds=(0,), max_iter=30))
+    summary = noise.run(out=tmp_path, verbose=False, settings=dict(
+        classes=(5, 7), noises=(0.0, 0.8), n_train=120, n_test=200, seeds=(0, 1),
+        max_iter=30, warm_lams=(50.0,)))
     written(tmp_path, "noise.csv", "noise_summary.json", "noise.png")
     models = {r["model"] for r in summary["by_noise"]}
-    assert models == {"KL", "W + 0.05 KL", "W (pure)"}
+    assert models == {"KL", "W + 0.05 KL", "W (pure)", "W (pure, lam=50, from W + KL)"}
     for r in summary["by_noise"] + summary["by_classes"]:
-        assert 0 <= r["distance"] <= 1 and 0 <= r["accuracy"] <= 1
+        assert r["seeds"] == 2
+        for m in ("distance", "expected_distance", "accuracy"):
+            assert 0 <= r[m] <= 1 and r[f"{m}_low"] <= r[m] <= r[f"{m}_high"]
+    wins, cells = summary["cells_beating_kl"]["distance"]["W + 0.05 KL"]
+    assert cells == 2 * 2 * 2 and 0 <= wins <= cells
+
+
+def test_interval_is_the_student_t_interval():
+    from sinkhorn_nb.experiments.outputs import interval
+    mean, low, high = interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and np.isclose(high - mean, 4.302653 / np.sqrt(3))
+    assert interval([5.0]) == (5.0, 5.0, 5.0)
 
 
 def test_noise_switches_labels_to_near_classes():
@@ -36,13 +47,14 @@ def test_noise_switches_labels_to_near_classes():
 
 
 def test_relaxed_tiny(tmp_path):
-    summary = relaxed.run(out=tmp_path, settings=dict(
-        pairs=3, gammas=(0.1, 3.0, 100.0), lams=(1, 30), sizes=(8, 32), rows=2,
+    summary = relaxed.run(out=tmp_path, verbose=False, settings=dict(
+        K=12, pairs=4, gammas=(0.1, 3.0, 100.0), lams=(1, 30), sizes=(8, 32), rows=2,
         max_iter=100000))
     written(tmp_path, "relaxed_gamma.csv", "relaxed_exact.csv", "relaxed_iterations.csv",
             "relaxed.png", "relaxed_summary.json")
-    gaps = [r["relative_gap"] for r in summary["gap_versus_gamma"] if r["lam"] == 10.0]
+    gaps = [r["gap"] for r in summary["gap_versus_gamma"] if r["lam"] == 10.0]
     assert gaps[0] > gaps[1] > gaps[2]          # relaxed -> smoothed as gamma grows
+    assert all(r["gap_low"] <= r["gap"] <= r["gap_high"] for r in summary["gap_versus_gamma"])
     exact = summary["approach_to_exact"]
     assert exact[1]["smoothed_gap"] < exact[0]["smoothed_gap"]   # -> exact as lam grows
 
@@ -50,28 +62,46 @@ def test_relaxed_tiny(tmp_path):
 def test_digits_tiny_with_fallback_data(tmp_path):
     from sklearn.datasets import load_digits
     X, y = load_digits(return_X_y=True)
-    summary = digits.run(out=tmp_path, data=(X[:300], y[:300], "8x8 subset"),
-                         settings=dict(powers=(1.0,), n_train=150, max_iter=20))
+    summary = digits.run(out=tmp_path, data=(X[:300], y[:300], "8x8 subset"), verbose=False,
+                         settings=dict(powers=(0.1, 1.0), n_train=150, max_iter=20))
     written(tmp_path, "digits.csv", "digits_profiles.json", "digits.png")
     profiles = json.loads((tmp_path / "digits_profiles.json").read_text())["profiles"]
     for profile in profiles.values():
         np.testing.assert_allclose(np.sum(profile, axis=1), 1.0, rtol=1e-9)
-    assert [r["model"] for r in summary["results"]] == ["KL", "W p=1"]
+    assert [r["model"] for r in summary["results"]] == [
+        "KL", "W, p=0.1", "W, p=1", "W + 0.05 KL, p=0.1", "W + 0.05 KL, p=1"]
 
 
 def test_tags_tiny_with_synthetic_movies(tmp_path):
     rng = np.random.default_rng(0)
-    Y = (rng.uniform(size=(200, 19)) < 0.15).astype(float)
+    Y = (rng.uniform(size=(240, 19)) < 0.15).astype(float)
     Y[Y.sum(axis=1) == 0, 7] = 1.0                     # every movie has a genre
-    X = Y @ rng.normal(size=(19, 8)) + 0.5 * rng.normal(size=(200, 8))
-    summary = tags.run(out=tmp_path, data=(X, Y), settings=dict(
-        kl_weights=(0.0, 1.0), n_train=None, max_iter=15))
+    X = Y @ rng.normal(size=(19, 8)) + 0.5 * rng.normal(size=(240, 8))
+    summary = tags.run(out=tmp_path, data=(X, Y), verbose=False, settings=dict(
+        splits=(0, 1), kl_weights=(0.0, 1.0), alphas=(1e-4, 1e-2), n_train=None,
+        max_iter=15))
     written(tmp_path, "tags.csv", "tags_summary.json", "tags.png")
-    assert [r["model"] for r in summary["results"]] == ["W + 0 KL", "W + 1 KL", "KL"]
-    for r in summary["results"]:
-        assert 0.5 < r["auc"] <= 1
-        costs = [r[f"C_{k}"] for k in range(1, 11)]
-        assert all(0 <= c < 1 for c in costs)
+    for variant, table in summary["summaries"].items():
+        assert [r["model"] for r in table] == ["KL", "W + 0 KL", "W + 1 KL"]
+        for r in table:
+            assert r["splits"] == 2 and 0.5 < r["auc"] <= 1
+            assert all(0 <= r[f"C_{k}"] < 1 for k in range(1, 11))
+            assert r["minus_KL_C_1_low"] <= r["minus_KL_C_1"] <= r["minus_KL_C_1_high"]
+        kl = table[0]
+        assert kl["minus_KL_auc"] == 0 and kl["minus_KL_C_3"] == 0
+    assert summary["labels_per_movie"]["one genre per cluster"] <= \
+        summary["labels_per_movie"]["all genres"]
+
+
+def test_one_genre_per_cluster():
+    clusters = np.array([1, 1, 2, 3, 3, 3])
+    Y = np.array([[1, 1, 0, 1, 1, 0], [0, 0, 1, 0, 0, 0], [1, 0, 1, 1, 1, 1]], float)
+    reduced = tags.one_genre_per_cluster(Y, clusters, seed=0)
+    assert np.all(reduced <= Y)
+    for c in (1, 2, 3):
+        members = clusters == c
+        np.testing.assert_array_equal(reduced[:, members].sum(axis=1),
+                                      Y[:, members].max(axis=1))
 
 
 def test_shipped_genre_metric():
@@ -88,6 +118,35 @@ def test_command_line_rejects_unknown_experiment(capsys):
     assert "invalid choice" in capsys.readouterr().err
     with pytest.raises(ValueError, match="experiment must be one of"):
         run("flickr")
+
+
+def test_command_line_help_and_no_command(capsys):
+    assert main([]) == 2                                   # as argparse does for errors
+    assert "COMMAND" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name in ("noise", "relaxed", "digits", "tags"):
+        assert f"  {name} " in text and "Fig." in text
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    import os
+    import subprocess
+    import sys
+    import time
+    code = ("import sys, runpy; sys.argv = ['sinkhorn_nb', 'experiment', '--help']\n"
+            "try:\n    runpy.run_module('sinkhorn_nb', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('sklearn', 'scipy.optimize', 'matplotlib', 'numba.cuda')"
+            " if m in sys.modules))")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+    assert time.perf_counter() - start < 5       # about 0.3 s; generous for busy CI
 
 
 def test_gallery_examples_compile():
