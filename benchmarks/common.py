@@ -1,27 +1,13 @@
-"""Problem generators and baselines shared by the benchmark suites."""
+"""Baselines shared by the benchmark suites; the problems come from
+:mod:`sinkhorn_nb.problems`."""
 import numpy as np
+
+from sinkhorn_nb.problems import (measures, noisy_digits, random_metric,  # noqa: F401
+                                  tag_problem)
 
 
 def metric(K, seed=0):
-    import sinkhorn_nb as snb
-    rng = np.random.default_rng(seed)
-    return snb.ground_metric.from_points(rng.normal(size=(K, 2)))
-
-
-def measures(n, K, kind, dtype=np.float64, seed=1):
-    """Predictions and balanced targets: 'dense', 'sparse' (5 non-zeros, a
-    different support per row) or 'onehot'."""
-    rng = np.random.default_rng(seed)
-    h = rng.dirichlet(np.ones(K), size=n)
-    if kind == "dense":
-        y = rng.dirichlet(np.ones(K), size=n)
-    else:
-        s = 1 if kind == "onehot" else min(5, K)
-        y = np.zeros((n, K))
-        for r in range(n):
-            idx = rng.choice(K, size=s, replace=False)
-            y[r, idx] = rng.dirichlet(np.ones(s))
-    return h.astype(dtype), y.astype(dtype)
+    return random_metric(K, seed)
 
 
 def numpy_batched_sinkhorn(h, y, G, n_iter, exponents=(1.0, 1.0)):
@@ -63,30 +49,6 @@ def pot_looped(h, y, M, lam, n_iter=None, variant="balanced", gamma=1.0):
                 out.append(ot.unbalanced.sinkhorn_unbalanced2(
                     h[r], y[r], M, 1.0 / lam, (gamma, gamma), reg_type="kl", c=c, **kw))
     return out
-
-
-def noisy_digits(n=20000, noise=0.1, seed=0):
-    """``n`` noisy copies of scikit-learn's 8x8 digits (pixels scaled to [0, 1])."""
-    from sklearn.datasets import load_digits
-    X, y = load_digits(return_X_y=True)
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(y), n)
-    return X[pick] / 16.0 + rng.normal(scale=noise, size=(n, X.shape[1])), y[pick]
-
-
-def tag_problem(n=2000, d=1024, K=1000, seed=0):
-    """A multi-label problem shaped like the paper's tag experiment: features
-    ``(n, d)``, 2-7 labels per sample out of ``K`` (the top scores of a random
-    linear model), and the unit-vector embedding metric of random 50-d words."""
-    import sinkhorn_nb as snb
-    rng = np.random.default_rng(seed)
-    M = snb.ground_metric.from_embeddings(rng.normal(size=(K, 50)))
-    X = rng.normal(size=(n, d))
-    scores = X @ rng.normal(size=(K, d)).T
-    Y = np.zeros((n, K))
-    for r in range(n):
-        Y[r, np.argsort(-scores[r])[:rng.integers(2, 8)]] = 1.0
-    return X, Y, M
 
 
 def cross_entropy_lbfgs(X, T, alpha, max_iter):

@@ -27,18 +27,10 @@ import numpy as np
 
 
 def problem(n, K, kind, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    import sinkhorn_nb as snb
-    M = snb.ground_metric.from_points(rng.normal(size=(K, 2)))
-    h = rng.dirichlet(np.ones(K), size=n)
-    if kind == "dense":
-        y = rng.dirichlet(np.ones(K), size=n)
-    else:                      # up to 5 non-zeros per row, a different support per row
-        y = np.zeros((n, K))
-        for r in range(n):
-            idx = rng.choice(K, size=5, replace=False)
-            y[r, idx] = rng.dirichlet(np.ones(5))
-    return h.astype(dtype), y.astype(dtype), M.astype(dtype)
+    """Points-in-the-plane metric; dense targets or 5 non-zeros per row."""
+    from sinkhorn_nb.problems import measures, random_metric
+    h, y = measures(n, K, kind, dtype, seed + 1)
+    return h, y, random_metric(K, seed).astype(dtype)
 
 
 def parity(quick):

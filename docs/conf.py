@@ -26,7 +26,7 @@ extensions = [
     "sphinx_gallery.gen_gallery",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "README.md", "fast-paths-*.md", "experiments/results/**/*.json",
+exclude_patterns = ["_build", "README.md", "experiments/results/**/*.json",
                     "auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip",
                     "auto_examples/*.md5", "auto_examples/*.json"]
 myst_enable_extensions = ["dollarmath"]

@@ -55,7 +55,8 @@ def losses_demo(args):
 
 def _experiment_help():
     from .experiments import CATALOG
-    lines = ["experiments (run time on 2 cores, --quick / full size):"]
+    lines = ["experiments (run time on 2 cores, --quick / full size; "
+             "the first run compiles for ~30 s more):"]
     for name, (what, quick, full) in CATALOG.items():
         lines.append(f"  {name:<8} {what} ({quick} / {full})")
     return "\n".join(lines)
@@ -83,7 +84,7 @@ def parser():
         epilog=_experiment_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     experiment.add_argument("name", choices=EXPERIMENTS, help="which experiment")
     experiment.add_argument("--quick", action="store_true",
-                            help="reduced sizes (minutes on 2 cores)")
+                            help="reduced sizes (seconds to a minute on 2 cores)")
     experiment.add_argument("--out", help=f"output folder (default: {DEFAULT_OUT}/NAME)")
     experiment.set_defaults(run=run_experiment)
     losses = commands.add_parser("losses", help="compute both losses on a small problem")

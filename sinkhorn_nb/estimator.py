@@ -141,7 +141,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     >>> import sinkhorn_nb as snb
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = snb.WassersteinClassifier("ordinal", lam=20.0, kl_weight=0.1,
-    ...                                 max_iter=50).fit(X[:500] / 16, y[:500])
+    ...                                 max_iter=200).fit(X[:500] / 16, y[:500])
     >>> clf.predict_proba(X[:2] / 16).shape
     (2, 10)
     """

@@ -110,6 +110,10 @@ class GibbsKernel:
         GM = (self._G64 * self.M64).astype(self.dtype, copy=False)
         return self._transposed(GM)
 
+    def built(self, name):
+        """Whether the array ``name`` (``"G"``, ``"GM_T"``, ...) is computed already."""
+        return name in self.__dict__
+
     @property
     def n_labels(self):
         return self.M64.shape[0]

@@ -9,8 +9,9 @@ For a softmax linear model :math:`h_s = \operatorname{softmax}(z_s)`,
 
 (paper §6: :math:`\alpha_{KL}` is ``kl_weight``, :math:`\rho` is the L2 strength
 ``alpha``; :math:`\beta` is ``wasserstein_weight``, 1 except for the KL-only
-baseline, where it is 0 and no transport problem is solved), with :math:`\widetilde{KL}(t\|h) = \sum_i t_i \log(t_i/h_i) - \sum_i t_i
-+ 1` since :math:`\sum_i h_i = 1`.  The gradient goes exactly through the softmax:
+baseline, where it is 0 and no transport problem is solved), with
+:math:`\widetilde{KL}(t\|h) = \sum_i t_i \log(t_i/h_i) - \sum_i t_i + 1` since
+:math:`\sum_i h_i = 1`.  The gradient goes exactly through the softmax:
 
 .. math::
     \frac{\partial}{\partial z_s} = w_s\big[\beta\,h_s \odot (g_s - \langle h_s, g_s\rangle)

@@ -1,4 +1,5 @@
-"""Smoothed (balanced) transport against the log-domain reference, POT, the LP and finite differences."""
+"""Smoothed (balanced) transport against the log-domain reference, POT, the LP and
+finite differences."""
 import warnings
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import sinkhorn_nb as snb
-from conftest import random_metric, random_predictions, random_targets
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets
 from reference import plan_from_scalings, reference_balanced
 
 TIGHT = dict(max_iter=200000, tol=1e-13)

@@ -11,7 +11,7 @@ dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
 import sinkhorn_nb as snb  # noqa: E402
-from conftest import random_metric, random_predictions, random_targets  # noqa: E402
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets  # noqa: E402
 from sinkhorn_nb.dask import DaskObjective, loss_and_gradient, partial_fit_chunks  # noqa: E402
 
 import dask_helpers  # noqa: E402
@@ -178,6 +178,8 @@ def test_dask_fit_needs_lbfgs():
         estimator(solver="adam").fit(Xd, yd)
 
 
+# the example starts a dashboard; another cluster on the machine may hold its port
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")
 def test_docs_example_runs(capsys):
     """The example of docs/dask.md runs as written (its own LocalCluster)."""
     import pathlib

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import sinkhorn_nb as snb
-from conftest import random_metric, random_predictions, random_targets
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets
 from sinkhorn_nb.device import cuda_status
 
 NO_GPU = not cuda_status()[0]
@@ -18,7 +18,8 @@ def test_cuda_without_gpu_raises_with_install_hint():
     M = random_metric(4, 0)
     h = random_predictions(2, 4, 1)
     y = random_targets("dense", 2, 4, 2)
-    with pytest.raises(RuntimeError, match=r'device=.cuda. is not usable: .*pip install "sinkhorn_nb\[cuda\]"'):
+    expected = r'device=.cuda. is not usable: .*pip install "sinkhorn_nb\[cuda\]"'
+    with pytest.raises(RuntimeError, match=expected):
         snb.sinkhorn(h, y, M, 5.0, device="cuda")
     with pytest.raises(RuntimeError, match="not usable"):
         snb.WassersteinLoss(M, 5.0, device="cuda")

@@ -16,6 +16,8 @@ import sinkhorn_nb as snb
 from sinkhorn_nb.objective import LinearSoftmaxObjective, Targets
 
 
+# the checks make short fits on purpose: their ConvergenceWarnings are expected
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks([
     snb.WassersteinClassifier(max_iter=100),
     snb.WassersteinClassifier(solver="adam", max_iter=30, learning_rate=0.05),
@@ -98,13 +100,17 @@ def test_large_kl_weight_agrees_with_logistic_regression(digits):
 
 def test_deterministic_and_warm_start(digits):
     X, y = digits
-    a = snb.WassersteinClassifier(solver="adam", max_iter=5, random_state=3).fit(X, y)
-    b = snb.WassersteinClassifier(solver="adam", max_iter=5, random_state=3).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="adam did not converge in max_iter=5 epochs"):
+        a = snb.WassersteinClassifier(solver="adam", max_iter=5, random_state=3).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        b = snb.WassersteinClassifier(solver="adam", max_iter=5, random_state=3).fit(X, y)
     np.testing.assert_array_equal(a.coef_, b.coef_)
     assert a.n_iter_ == 5 and len(a.loss_curve_) == 5
-    c = snb.WassersteinClassifier(max_iter=5, warm_start=True).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="lbfgs did not converge in max_iter=5 "):
+        c = snb.WassersteinClassifier(max_iter=5, warm_start=True).fit(X, y)
     first = c.loss_curve_[-1]
-    c.fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        c.fit(X, y)
     assert c.loss_curve_[0] <= first + 1e-12
 
 
@@ -137,8 +143,10 @@ def test_empty_target_rows_are_dropped_in_balanced_only():
     Y = (rng.random((40, 4)) < 0.4).astype(int)
     Y[:5] = 0
     Y[5:, 0] |= ~Y[5:].any(axis=1)
-    a = snb.WassersteinClassifier(max_iter=20, random_state=0).fit(X, Y)
-    b = snb.WassersteinClassifier(max_iter=20, random_state=0).fit(X[5:], Y[5:])
+    with pytest.warns(ConvergenceWarning):
+        a = snb.WassersteinClassifier(max_iter=20, random_state=0).fit(X, Y)
+    with pytest.warns(ConvergenceWarning):
+        b = snb.WassersteinClassifier(max_iter=20, random_state=0).fit(X[5:], Y[5:])
     np.testing.assert_allclose(a.coef_, b.coef_)
 
 
@@ -175,9 +183,11 @@ def test_ground_metric_options(digits):
     X, y = digits
     y = y + 10                                    # labels 10..19
     classes = np.arange(10, 20)
-    by_callable = snb.WassersteinClassifier(lambda c: snb.ground_metric.ordinal(len(c)),
-                                            max_iter=3).fit(X, y)
-    by_name = snb.WassersteinClassifier("ordinal", max_iter=3).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        by_callable = snb.WassersteinClassifier(lambda c: snb.ground_metric.ordinal(len(c)),
+                                                max_iter=3).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        by_name = snb.WassersteinClassifier("ordinal", max_iter=3).fit(X, y)
     np.testing.assert_array_equal(by_callable.ground_metric_, by_name.ground_metric_)
     np.testing.assert_array_equal(by_name.classes_, classes)
     with pytest.raises(ValueError, match="ground_metric has shape"):
@@ -193,7 +203,8 @@ def test_ground_metric_options(digits):
 
 def test_verbose_reports_progress(digits, capsys):
     X, y = digits
-    snb.WassersteinClassifier(max_iter=3, verbose=1).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        snb.WassersteinClassifier(max_iter=3, verbose=1).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[0].startswith("[WassersteinClassifier] iter    1")
     for line in lines:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import sinkhorn_nb as snb
-from conftest import random_metric, random_predictions, random_targets
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets
 from reference import plan_from_scalings, reference_balanced, reference_relaxed
 from sinkhorn_nb import core
 from sinkhorn_nb.gibbs import GibbsKernel
@@ -17,11 +17,7 @@ TIGHT = dict(max_iter=200000, tol=1e-13)
 
 
 def sparse_targets(n, K, nnz, seed, mass=1.0):
-    rng = np.random.default_rng(seed)
-    y = np.zeros((n, K))
-    for r in range(n):
-        y[r, rng.choice(K, size=nnz, replace=False)] = mass * rng.dirichlet(np.ones(nnz))
-    return y
+    return random_targets("sparse", n, K, seed, nonzeros=nnz, mass=mass)
 
 
 def solve(variant, h, y, M, lam, **kw):

@@ -4,7 +4,7 @@ import ot
 import pytest
 
 import sinkhorn_nb as snb
-from conftest import random_metric, random_predictions, random_targets
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets
 
 
 def test_ordinal_metric():

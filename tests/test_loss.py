@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import sinkhorn_nb as snb
-from conftest import random_metric, random_predictions, random_targets
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets
 
 
 @pytest.mark.parametrize("variant", ["balanced", "relaxed"])

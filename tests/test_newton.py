@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import sinkhorn_nb as snb
-from conftest import random_metric, random_predictions
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets
 from reference import plan_from_scalings, reference_balanced
 from sinkhorn_nb.core import NEWTON_MAX_SUPPORT
 from sinkhorn_nb.cpu.balanced import laplacian_solve
@@ -12,12 +12,7 @@ TIGHT = dict(max_iter=200000, tol=1e-13)
 
 
 def targets(n, K, sizes, seed):
-    rng = np.random.default_rng(seed)
-    y = np.zeros((n, K))
-    for r in range(n):
-        s = sizes[r % len(sizes)]
-        y[r, rng.choice(K, size=s, replace=False)] = rng.dirichlet(np.ones(s))
-    return y
+    return random_targets("sparse", n, K, seed, nonzeros=sizes)
 
 
 @pytest.mark.parametrize("K", [5, 30, 200])

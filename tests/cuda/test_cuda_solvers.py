@@ -10,24 +10,17 @@ import pytest
 
 import sinkhorn_nb as snb
 from cuda_modes import needs_cuda
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets
 
 pytestmark = needs_cuda
 
 
 def _problem(kind, n, K, seed, dtype=np.float64):
-    """Points-in-the-plane metric, Dirichlet predictions; 'dense' targets, 'sparse'
-    (row 0 one-hot, then 3 non-zeros), 'onehot', or 'mixed' (1 or 2 non-zeros on
-    even rows, dense on odd rows)."""
-    rng = np.random.default_rng(seed)
-    M = snb.ground_metric.from_points(rng.normal(size=(K, 2)))
-    h = rng.dirichlet(np.ones(K), size=n)
-    y = rng.dirichlet(np.ones(K), size=n)
-    for r in range(n):
-        if kind == "dense" or (kind == "mixed" and r % 2):
-            continue
-        s = {"onehot": 1, "sparse": 1 if r == 0 else 3, "mixed": 1 + (r // 2) % 2}[kind]
-        y[r] = 0
-        y[r, rng.choice(K, size=s, replace=False)] = rng.dirichlet(np.ones(s))
+    """A points-in-the-plane metric, Dirichlet predictions and targets of ``kind``
+    (see :func:`sinkhorn_nb.problems.random_targets`)."""
+    M = random_metric(K, seed)
+    h = random_predictions(n, K, seed + 1)
+    y = random_targets(kind, n, K, seed + 2)
     return h.astype(dtype), y.astype(dtype), M.astype(dtype)
 
 
