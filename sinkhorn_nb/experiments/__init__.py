@@ -18,7 +18,7 @@ CATALOG = {
     "noise": ("Fig. 2: training labels switched to nearby classes; W and W + KL vs KL",
               "10 s", "16 min"),
     "relaxed": ("Fig. 3: relaxed vs smoothed transport, approach to the exact W, "
-                "iterations vs K", "1 min", "12 min"),
+                "iterations vs K", "10 s", "13 min"),
     "digits": ("Fig. 4: MNIST digits with the ground metric |k - k'|^p, p from 0.05 to 10",
                "15 s", "1 min"),
     "tags": ("Figs. 5-6: MovieLens genres with a GloVe metric, W + a KL vs KL, "
