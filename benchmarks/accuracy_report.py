@@ -99,11 +99,12 @@ def main():
             y = rng.dirichlet(np.ones(6), 3)
             lam = lmm / M.max()
             r = snb.sinkhorn(h.astype(dtype), y.astype(dtype), M.astype(dtype), lam,
-                             max_iter=100000, tol=1e-11 if dtype == np.float64 else 1e-6)
-            ref = [reference_balanced(h[i], y[i], M, lam, max_iter=100000, tol=1e-11)[0]
+                             max_iter=1000000, tol=1e-11 if dtype == np.float64 else 1e-6)
+            ref = [reference_balanced(h[i], y[i], M, lam, max_iter=1000000, tol=1e-11)[0]
                    for i in range(3)]
             finite = bool(np.all(np.isfinite(r.loss)) and np.all(np.isfinite(r.grad)))
             print(f"  {np.dtype(dtype).name:<8} {lmm:>8g}  finite={finite}  "
+                  f"converged={bool(r.converged.all())}  iterations<={r.n_iter.max():>6}  "
                   f"rel err {rel(r.loss, ref):.1e}")
 
 

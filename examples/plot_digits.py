@@ -1,8 +1,8 @@
 """
-Digits with the metric |k - k'|^p (Fig. 4)
-==========================================
+Digits with the metric ``|k - k'|^p`` (Fig. 4)
+==============================================
 
-Softmax models trained on the Wasserstein loss for ground metrics |k - k'|^p: the
+Softmax models trained on the Wasserstein loss for ground metrics ``|k - k'|^p``: the
 mean probability given to each digit against p for test images of digits 0 and 4,
 and the mean predicted measure of every model.
 The run prints one line per finished model (quick sizes).
