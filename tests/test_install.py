@@ -1,9 +1,10 @@
-"""The README's install step and example, in a new virtual environment, from a
-folder outside the source tree; then a switch of install mode (slow: it installs
+"""The README's install step, demo and example, in a new virtual environment, from
+a folder outside the source tree; then a switch of install mode (slow: it installs
 the dependencies; ``.ci/run`` runs it with ``python -m pytest -m slow``)."""
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 
@@ -33,10 +34,13 @@ def test_readme_install_example_and_reinstall_outside_the_source_tree(tmp_path):
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path)
     python = str(venv / "bin" / "python")
-    command = install.group(1).split()
+    command = shlex.split(install.group(1))
     _run([python] + command[1:], ROOT, timeout=1800)                # the README's own step
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    table = _run([python, "-m", "sinkhorn_nb", "demo"], elsewhere, timeout=900)
+    assert "KL (logistic)" in table and "W, p=3" in table, table
+    assert (elsewhere / "sinkhorn_nb_results" / "demo" / "digits_wasserstein.png").is_file()
     example = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
     output = _run([python, "-c", example], elsewhere, timeout=600)
     assert "True" in output
