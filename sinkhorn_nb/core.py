@@ -50,6 +50,11 @@ NEWTON_MAX_SUPPORT = 8
 #: virtual machine).  The iterative per-row kernels always use every thread.
 PARALLEL_MIN_ENTRIES = 2 ** 21
 
+#: Rows of at least this many labels take ``log h`` inside the CPU's fused
+#: closed-form pass (a vectorized loop per row); shorter rows leave too little for
+#: the vector loop, and take it from one NumPy pass over the batch instead.
+FUSED_LOG_MIN_LABELS = 64
+
 #: Relative tolerance on ``|sum(h) - sum(y)| / max(sum(h), sum(y))`` accepted by
 #: the balanced variant (rounding of the caller's normalization).
 BALANCED_MASS_RTOL = {F64: 1e-6, F32: 1e-4}
@@ -84,7 +89,11 @@ def uses_newton(balanced, method, tol):
     return balanced and method == "auto" and tol > 0
 
 
+_GAUGE_LIMITS = {np.dtype(t): 0.9 * float(np.log(np.finfo(t).max))
+                 for t in (np.float32, np.float64)}
+
+
 def gauge_limit(dtype):
     """Largest log-scaling reported before the balanced gauge ``(c u, v / c)`` is
     shifted to balance the two (0.9 of the log of the dtype's largest number)."""
-    return 0.9 * float(np.log(np.finfo(dtype).max))
+    return _GAUGE_LIMITS[np.dtype(dtype)]

@@ -99,11 +99,15 @@ class WassersteinLoss:
 
     def __call__(self, h, y):
         """Return ``(value, grad)``: per-row values (scalar for 1-D input) and
-        the gradient with respect to ``h`` (shape of ``h``)."""
-        result = self._solve(h, y, None, "WassersteinLoss")
+        the gradient with respect to ``h`` (shape of ``h``).
+
+        Cheaper than :meth:`solve` for one-hot balanced targets: the closed form
+        does not form the scalings ``u`` and ``v``, which only :meth:`solve` returns.
+        """
+        result = self._solve(h, y, None, "WassersteinLoss", scalings=False)
         return result.loss, result.grad
 
-    def _solve(self, h, y, init, what):
+    def _solve(self, h, y, init, what, scalings=True):
         """Validate once, then solve (:meth:`solve_measures`) and warn once."""
         balanced = self.variant == "balanced"
         K = self.M.shape[0]
@@ -113,12 +117,12 @@ class WassersteinLoss:
                                              self.controls)
         else:
             measures = check_measures(h, y, K, balanced, self.renormalize, self.controls)
-        result, status = self.solve_measures(measures, check_init(init, measures))
+        result, status = self.solve_measures(measures, check_init(init, measures), scalings)
         warn_if_not_converged(status, self.controls.tol_for(measures.dtype),
                               self.controls.max_iter, what)
         return result.squeeze() if measures.was_1d else result
 
-    def solve_measures(self, measures, init=None):
+    def solve_measures(self, measures, init=None, scalings=True):
         """Solve already validated measures on this engine's device.
 
         The entry for callers that validated their data once (the estimator's
@@ -129,6 +133,9 @@ class WassersteinLoss:
         measures : sinkhorn_nb.validation.Measures
         init : tuple of ndarray of shape (n, K), optional
             Warm-start scalings ``(u, v)`` in the compute dtype, trusted.
+        scalings : bool, default True
+            With False, ``u`` and ``v`` of the rows solved in closed form may be
+            left unset (CPU; for callers that use only ``loss`` and ``grad``).
 
         Returns
         -------
@@ -145,7 +152,8 @@ class WassersteinLoss:
                                  tol, init)
         from .cpu import drivers
         result = SinkhornResult.empty(*measures.shape, measures.dtype)
-        status = drivers.solve(measures, kernel, self.gammas, self.controls, tol, init, result)
+        status = drivers.solve(measures, kernel, self.gammas, self.controls, tol, init, result,
+                               scalings)
         return result, status
 
     def __repr__(self):

@@ -48,23 +48,30 @@ class Targets:
         :math:`\\sum_i t_i` and :math:`\\sum_i t_i \\log t_i` of each row.
     support : ndarray of int64 (n,)
         Non-zeros of each row (routes rows to the closed form or sparse path).
+    last_nonzero : ndarray of int64 (n,)
+        Index of the last non-zero of each row (the label of a one-hot row; -1
+        for an empty row).
     """
     measures: np.ndarray
     mass: np.ndarray
     entropy: np.ndarray
     support: np.ndarray
+    last_nonzero: np.ndarray
 
     @classmethod
     def from_measures(cls, T):
         T = np.ascontiguousarray(T, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             entropy = np.where(T > 0, T * np.log(T), 0.0).sum(axis=1)
-        return cls(T, T.sum(axis=1), entropy, np.count_nonzero(T, axis=1))
+        nonzero = T != 0
+        last = T.shape[1] - 1 - np.argmax(nonzero[:, ::-1], axis=1)
+        return cls(T, T.sum(axis=1), entropy, np.count_nonzero(nonzero, axis=1),
+                   np.where(nonzero.any(axis=1), last, -1))
 
     def take(self, rows):
         """The targets of the samples ``rows`` (an index array or mask)."""
         return Targets(self.measures[rows], self.mass[rows], self.entropy[rows],
-                       self.support[rows])
+                       self.support[rows], self.last_nonzero[rows])
 
     def __len__(self):
         return self.measures.shape[0]
@@ -120,7 +127,7 @@ def make_targets(y, variant, classes=None):
     n = index.size
     T = np.zeros((n, len(labels)))
     T[np.arange(n), index] = 1.0
-    return Targets(T, np.ones(n), np.zeros(n), np.ones(n, np.int64)), labels
+    return Targets(T, np.ones(n), np.zeros(n), np.ones(n, np.int64), index), labels
 
 
 def training_rows(targets, weights, variant):
@@ -250,8 +257,11 @@ class LinearSoftmaxObjective:
         """Per-row transport loss and its gradient with respect to ``h``."""
         n = H.shape[0]
         measures = Measures(H, targets.measures, np.ones(n), targets.mass, targets.support,
-                            False)
-        result, status = self.loss.solve_measures(measures, self._init(samples, n))
+                            targets.last_nonzero, False)
+        # the scalings of closed-form rows are never needed: those rows ignore
+        # their warm start, so their (unset) rows of u and v are never read
+        result, status = self.loss.solve_measures(measures, self._init(samples, n),
+                                                  scalings=False)
         self._remember(samples, result)
         self.sinkhorn_iterations += int(result.n_iter.sum())
         self.not_converged += int(np.count_nonzero(

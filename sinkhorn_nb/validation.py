@@ -216,6 +216,9 @@ class Measures:
         Row masses (after any rescaling).
     support : ndarray of shape (n,), int64
         Number of non-zeros of each row of ``y``.
+    last_nonzero : ndarray of shape (n,), int64
+        Index of the last non-zero of each row of ``y`` (-1 for an empty row):
+        the label of a one-hot target.
     was_1d : bool
         The caller passed vectors; results are squeezed back.
     """
@@ -224,6 +227,7 @@ class Measures:
     mass_h: np.ndarray
     mass_y: np.ndarray
     support: np.ndarray
+    last_nonzero: np.ndarray
     was_1d: bool
 
     @property
@@ -249,6 +253,22 @@ def _row_summary(x):
     return total, negative, nonzero
 
 
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _target_summary(x):
+    """:func:`_row_summary` and the index of the last non-zero (-1 if none)."""
+    total = 0.0
+    negative = 0
+    nonzero = 0
+    last = -1
+    for j in range(x.size):
+        value = x[j]
+        total += value
+        negative += value < 0
+        nonzero += value != 0
+        last = max(last, j if value != 0 else -1)
+    return total, negative, nonzero, last
+
+
 @njit(cache=True, error_model="numpy")
 def _all_finite(x):
     for j in range(x.size):
@@ -258,9 +278,10 @@ def _all_finite(x):
 
 
 @njit(cache=True, error_model="numpy")
-def scan_measures(h, y, mass_h, mass_y, support, flags):
-    """One pass over ``h`` and ``y``: row masses, support sizes of ``y`` and the
-    flags :data:`H_NOT_FINITE`, ... of each row.
+def scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags):
+    """One pass over ``h`` and ``y``: row masses, support sizes of ``y``, the
+    index of the last non-zero of each row of ``y`` and the flags
+    :data:`H_NOT_FINITE`, ... of each row.
 
     A finite mass of non-negative values proves every entry finite; only rows
     whose mass is not finite are scanned entry by entry.  Serial on purpose: the
@@ -268,7 +289,7 @@ def scan_measures(h, y, mass_h, mass_y, support, flags):
     """
     for r in range(h.shape[0]):
         total_h, negative_h, _ = _row_summary(h[r])
-        total_y, negative_y, nonzero_y = _row_summary(y[r])
+        total_y, negative_y, nonzero_y, last_y = _target_summary(y[r])
         flag = 0
         if not np.isfinite(total_h) and not _all_finite(h[r]):
             flag |= 1
@@ -281,11 +302,12 @@ def scan_measures(h, y, mass_h, mass_y, support, flags):
         mass_h[r] = total_h
         mass_y[r] = total_y
         support[r] = nonzero_y
+        last_nonzero[r] = last_y
         flags[r] = flag
 
 
-def measures_from_scan(h, y, mass_h, mass_y, support, flags, balanced, renormalize, tol,
-                       was_1d, rescale):
+def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balanced,
+                       renormalize, tol, was_1d, rescale):
     """Raise for what a scan found, then return the :class:`Measures`.
 
     Shared by the host and device checks: ``rescale(x, factors)`` returns a new
@@ -296,16 +318,18 @@ def measures_from_scan(h, y, mass_h, mass_y, support, flags, balanced, renormali
     ``tol / 100`` (where it would put a floor under the stopping test) is closed
     by rescaling ``y`` to the mass of ``h``.
     """
-    for bit, message in _FLAG_MESSAGES:
-        if np.any(flags & bit):
-            raise ValueError(message)
-    for name, mass in (("h", mass_h), ("y", mass_y)):
-        if not np.all(np.isfinite(mass)):
-            row = int(np.argmin(np.isfinite(mass)))
-            raise ValueError(f"{name} row {row} has a total mass that overflows float64")
+    if flags.any():
+        for bit, message in _FLAG_MESSAGES:
+            if (flags & bit).any():
+                raise ValueError(message)
+    if not (np.isfinite(mass_h).all() and np.isfinite(mass_y).all()):
+        for name, mass in (("h", mass_h), ("y", mass_y)):
+            if not np.isfinite(mass).all():
+                row = int(np.argmin(np.isfinite(mass)))
+                raise ValueError(f"{name} row {row} has a total mass that overflows float64")
     if balanced:
         for name, mass in (("h", mass_h), ("y", mass_y)):
-            if np.any(mass <= 0):
+            if mass.min(initial=1.0) <= 0:
                 raise ValueError(f"{name} row {int(np.argmax(mass <= 0))} has zero total "
                                  "mass; the balanced variant needs positive masses")
         if renormalize:
@@ -314,17 +338,17 @@ def measures_from_scan(h, y, mass_h, mass_y, support, flags, balanced, renormali
         else:
             gap = np.abs(mass_h - mass_y) / np.maximum(mass_h, mass_y)
             rtol = BALANCED_MASS_RTOL[np.dtype(h.dtype)]
-            if np.any(gap > rtol):
+            if gap.max(initial=0.0) > rtol:
                 row = int(np.argmax(gap))
                 raise ValueError(
                     f"h and y must have equal total mass in the balanced variant: row {row} "
                     f"has sum(h)={mass_h[row]:.6g}, sum(y)={mass_y[row]:.6g} (relative gap "
                     f"{gap[row]:.2g} > {rtol:g}); pass renormalize=True to rescale both to "
                     "1, or use sinkhorn_relaxed for unnormalized measures")
-            if tol > 0 and np.any(gap > 0.01 * tol):
+            if tol > 0 and gap.max(initial=0.0) > 0.01 * tol:
                 y = rescale(y, mass_h / mass_y)
                 mass_y = mass_h
-    return Measures(h, y, mass_h, mass_y, support, was_1d)
+    return Measures(h, y, mass_h, mass_y, support, last_nonzero, was_1d)
 
 
 def _rescale_rows(x, factors):
@@ -347,11 +371,11 @@ def check_measures(h, y, n_labels, balanced, renormalize, controls=None):
     y = np.ascontiguousarray(y.reshape(-1, n_labels), dtype=dtype)
     n = h.shape[0]
     mass_h, mass_y = np.empty(n), np.empty(n)
-    support, flags = np.empty(n, np.int64), np.empty(n, np.int64)
-    scan_measures(h, y, mass_h, mass_y, support, flags)
-    return measures_from_scan(h, y, mass_h, mass_y, support, flags, balanced, renormalize,
-                              0.0 if controls is None else controls.tol_for(dtype), was_1d,
-                              _rescale_rows)
+    support, last_nonzero, flags = (np.empty(n, np.int64) for _ in range(3))
+    scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags)
+    return measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balanced,
+                              renormalize, 0.0 if controls is None else controls.tol_for(dtype),
+                              was_1d, _rescale_rows)
 
 
 def check_init(init, measures):

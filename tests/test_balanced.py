@@ -133,6 +133,59 @@ def test_one_hot_rows_use_the_closed_form():
     np.testing.assert_allclose(r.loss, expected, rtol=1e-13)
 
 
+def one_hot_reference(h, j, M, lam):
+    """Closed form of a one-hot target ``e_j`` in float64 with NumPy's logarithm."""
+    h = h.astype(np.float64)
+    log_h = np.log(h, out=np.zeros_like(h), where=h > 0)
+    alpha = lam * M[:, j] + 1.0 + log_h
+    return h @ M[:, j] + (h * log_h).sum() / lam, (alpha - alpha.mean()) / lam
+
+
+@pytest.mark.parametrize("K", [12, 80])      # log from NumPy / fused into the row pass
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_hot_closed_form_with_zero_and_subnormal_entries(dtype, K):
+    from sinkhorn_nb.core import FUSED_LOG_MIN_LABELS
+    assert (K >= FUSED_LOG_MIN_LABELS) == (K == 80)
+    lam = 5.0
+    M = random_metric(K, 54)
+    h = random_predictions(4, K, 55).astype(dtype)
+    h[0, 3] = 0.0
+    h[1, 2] = np.finfo(dtype).tiny / 8           # subnormal
+    h[2, [1, 5]] = np.finfo(dtype).tiny / 1000, 0.0
+    h /= h.sum(axis=1, keepdims=True)
+    assert 0 < h[1, 2] < np.finfo(dtype).tiny
+    y = random_targets("onehot", 4, K, 56).astype(dtype)
+    value, grad = snb.WassersteinLoss(M, lam)(h, y)
+    result = snb.WassersteinLoss(M, lam).solve(h, y)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for r, j in enumerate(y.argmax(axis=1)):
+        loss, expected = one_hot_reference(h[r], j, M, lam)
+        np.testing.assert_allclose(value[r], loss, rtol=rtol)
+        np.testing.assert_allclose(grad[r], expected, rtol=rtol, atol=rtol)
+    # loss-and-gradient calls skip the scalings but not the values
+    np.testing.assert_array_equal(grad, result.grad)
+    np.testing.assert_array_equal(value, result.loss)
+    plan_rows = result.u * snb.gibbs.GibbsKernel(M, lam, dtype).G[:, y.argmax(axis=1)].T
+    np.testing.assert_allclose(plan_rows, h, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("K", [12, 80])
+@pytest.mark.parametrize("lam_max_m", [10.0, 1e3])      # 1e3: the gauge is shifted
+def test_one_hot_scalings_reproduce_the_plan(K, lam_max_m):
+    M = random_metric(K, 57)
+    lam = lam_max_m / M.max()
+    h = random_predictions(3, K, 58)
+    y = random_targets("onehot", 3, K, 59)
+    r = snb.WassersteinLoss(M, lam).solve(h, y)
+    assert np.all(np.isfinite(r.u)) and np.all(np.isfinite(r.v))
+    for row, j in enumerate(y.argmax(axis=1)):
+        assert np.count_nonzero(r.v[row]) == 1 and r.v[row, j] > 0
+        # log T_ij = log u_i - lam M_ij - 1 + log v_j must be log h_i
+        log_plan = np.log(r.u[row]) - lam * M[:, j] - 1.0 + np.log(r.v[row, j])
+        np.testing.assert_allclose(log_plan, np.log(h[row]), rtol=0, atol=1e-12 * lam_max_m)
+        assert np.log(r.u[row]).max() < 0.9 * np.log(np.finfo(float).max)
+
+
 def test_zeros_in_h_give_finite_gradient():
     K = 6
     M = random_metric(K, 61)

@@ -1,5 +1,6 @@
 """Property-based checks (hypothesis): marginals, label permutations, batching, float32."""
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,6 +56,9 @@ def test_relaxing_permuted_labels_leaves_loss_unchanged(problem, data):
         np.testing.assert_allclose(moved.grad, base.grad[:, perm], rtol=1e-6, atol=1e-9)
 
 
+# a rare drawn problem needs more than max_iter iterations: the rows must then
+# agree all the same (n_iter included), so the warning is beside the point here
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @SETTINGS
 @given(problems(normalized=False))
 def test_batched_equals_row_by_row(problem):

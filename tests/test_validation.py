@@ -257,3 +257,18 @@ print(numba.threading_layer())
         assert out.returncode == 0, out.stderr[-2000:]
         if layer == "workqueue":
             assert out.stdout.strip() == "workqueue"
+
+
+def test_scan_and_training_targets_record_the_label_of_one_hot_rows():
+    from sinkhorn_nb.objective import Targets, make_targets
+    from sinkhorn_nb.validation import check_measures
+    y = np.array([[0, 0, 1.0, 0], [0.5, 0, 0.5, 0], [0, 0, 0, 0], [1.0, 0, 0, 0]])
+    h = np.full((4, 4), 0.25)
+    m = check_measures(h, y, 4, balanced=False, renormalize=False)
+    assert m.last_nonzero.tolist() == [2, 2, -1, 0]
+    assert m.support.tolist() == [1, 2, 0, 1]
+    assert Targets.from_measures(y).last_nonzero.tolist() == [2, 2, -1, 0]
+    targets, classes = make_targets(np.array(["b", "a", "c", "b"]), "balanced")
+    assert classes.tolist() == ["a", "b", "c"]
+    assert targets.last_nonzero.tolist() == [1, 0, 2, 1]
+    assert targets.take(np.array([2, 0])).last_nonzero.tolist() == [2, 1]

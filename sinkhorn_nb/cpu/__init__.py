@@ -6,7 +6,9 @@
   variant's outputs (loss, gradient) and closed forms.
 * :mod:`~sinkhorn_nb.cpu.drivers` — :func:`~sinkhorn_nb.cpu.drivers.solve`,
   which routes every row and fills one preallocated result.
+* :mod:`~sinkhorn_nb.cpu.logarithm` — a logarithm that vectorizes inside Numba
+  loops (for fused passes that need ``log h``).
 """
-from . import balanced, drivers, kernels, relaxed
+from . import balanced, drivers, kernels, logarithm, relaxed
 
-__all__ = ["balanced", "drivers", "kernels", "relaxed"]
+__all__ = ["balanced", "drivers", "kernels", "logarithm", "relaxed"]

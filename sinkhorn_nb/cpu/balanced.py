@@ -13,19 +13,22 @@ c-transform), so that the centring stays defined.  Every kernel writes the rows
 ``rows`` of the caller's result arrays.
 """
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ..core import CONVERGED, FAILED
 from .kernels import (combine_rows, compiled, dot, dot3, parallel, positive_finite,
                       row_status, start_scaling)
+from .logarithm import is_subnormal_bits, log_of_bits
 
 
 @compiled
-def centre(grad, alpha_sum, lam):
-    """``grad = (grad - mean(grad)) / lam`` given ``alpha_sum = sum(grad)``."""
-    mean = alpha_sum / grad.size
-    for i in range(grad.size):
-        grad[i] = (grad[i] - mean) / lam
+def centre(grad, r, alpha_sum, lam):
+    """``grad[r] = (grad[r] - mean(grad[r])) / lam`` given ``alpha_sum = sum(grad[r])``."""
+    K = grad.shape[1]
+    mean = alpha_sum / K
+    scale = 1.0 / lam
+    for i in range(K):
+        grad[r, i] = (grad[r, i] - mean) * scale
 
 
 @parallel
@@ -58,7 +61,7 @@ def outputs_from_scalings(h, y, u, log_u, log_v, Gv, GTu, lam, rows, loss, grad,
                 dual += y[r, i] * np.float64(log_v[r, i])
             grad[r, i] = alpha
             alpha_sum += alpha
-        centre(grad[r], alpha_sum, lam)
+        centre(grad, r, alpha_sum, lam)
         loss[r] = (dual - plan_mass) / lam
         if not ok:
             status[r] = FAILED
@@ -99,7 +102,7 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
                 top_v = max(top_v, log_v[k, i])
             grad[r, i] = alpha
             alpha_sum += alpha
-        centre(grad[r], alpha_sum, lam)
+        centre(grad, r, alpha_sum, lam)
         loss[r] = (dual - plan_mass) / lam
         shift = gauge_shift(top_u, top_v, limit)
         for i in range(K):
@@ -107,54 +110,99 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
             v[r, i] = np.exp(log_v[k, i] + shift)
 
 
+@compiled
+def log_row(h, bits, mantissa_bits, bias, r, out):
+    """``out[r] = log h[r]`` where ``h[r] > 0`` (other entries are left finite
+    and meaningless): :func:`~sinkhorn_nb.cpu.logarithm.log_of_bits`, vectorized,
+    with ``np.log`` for the rare subnormal entries."""
+    subnormal = 0
+    for i in range(h.shape[1]):
+        out[r, i] = log_of_bits(bits[r, i], mantissa_bits, bias)
+        subnormal += 1 if is_subnormal_bits(bits[r, i], mantissa_bits) and h[r, i] > 0 else 0
+    if subnormal:
+        for i in range(h.shape[1]):
+            if is_subnormal_bits(bits[r, i], mantissa_bits) and h[r, i] > 0:
+                out[r, i] = np.log(np.float64(h[r, i]))
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "nsz"})
+def one_hot_potential(h, M_T, r, j, lam, grad):
+    """``grad[r, i] = lam M_ij + 1 + log h_ri`` from ``grad[r] = log h[r]`` (the
+    log read as 0 where ``h_ri = 0``), in place; returns ``<h[r], M[:, j]>``,
+    ``sum_i h_ri log h_ri`` and the sum of the new ``grad[r]``."""
+    transport = 0.0
+    entropy = 0.0
+    alpha_sum = 0.0
+    for i in range(h.shape[1]):
+        log_h = np.float64(grad[r, i]) if h[r, i] > 0 else 0.0
+        alpha = lam * M_T[j, i] + 1.0 + log_h
+        grad[r, i] = alpha
+        alpha_sum += alpha
+        entropy += h[r, i] * log_h
+        transport += h[r, i] * M_T[j, i]
+    return transport, entropy, alpha_sum
+
+
+@compiled
+def one_hot_scalings(h, alpha, M_T, G_T, r, j, divide, direct, lam, limit, top_bound, u, v):
+    """Scalings of row ``r`` with label ``j`` from ``alpha = log u`` (before
+    centring): ``u = h / G[:, j]`` with ``divide``, else
+    ``h e^{lam M[:, j] + 1}`` when ``direct`` (it cannot overflow), else
+    ``e^alpha``; ``v = e_j``.  The gauge is shifted when ``log u`` would
+    overflow, which ``top_bound >= max(alpha)`` rules out below ``limit``."""
+    K = h.shape[1]
+    shift = 0.0
+    if top_bound > limit:
+        top_u = -np.inf
+        for i in range(K):
+            top_u = max(top_u, alpha[r, i] if h[r, i] > 0 else -np.inf)
+        shift = gauge_shift(top_u, 0.0, limit)
+    if shift == 0.0 and divide:
+        for i in range(K):
+            u[r, i] = h[r, i] / G_T[j, i]
+    elif shift == 0.0 and direct:
+        for i in range(K):
+            u[r, i] = h[r, i] * np.exp(lam * M_T[j, i] + 1.0)
+    else:
+        for i in range(K):
+            u[r, i] = np.exp(alpha[r, i] - shift) if h[r, i] > 0 else 0.0
+    for i in range(K):
+        v[r, i] = 0
+    v[r, j] = np.exp(shift) if shift != 0.0 else 1.0
+
+
 @parallel
-def one_hot_rows(h, y, log_h, M_T, G_T, divide, lam, max_m, limit, rows, loss, grad, cost, u,
-                 v, n_iter, err, status):
-    """Closed form for targets with a single non-zero entry ``j``.
+def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, G_T, divide, lam,
+                 max_m, limit, scalings, rows, loss, grad, cost, u, v, n_iter, err, status):
+    """Closed form for targets with a single non-zero entry ``j = label[r]``.
 
     The only feasible plan is ``T = h e_j^T``; with ``v_j = 1``,
     ``u_i = h_i / G_ij``, so ``log u_i = log h_i + lam M_ij + 1``,
     ``W = <h, M[:, j]> + (1/lam) sum h log h`` and no iteration is needed.
-    ``log_h`` holds ``log h`` (it may be ``grad`` itself: each entry is read
-    before it is written).  ``u_i`` is ``h_i / G_ij`` with ``divide`` (``G_T``
-    built and accurate), else ``h_i e^{lam M_ij + 1}`` when that cannot
-    overflow (``lam max(M) + 1 <= limit``), else formed from its logarithm; the
-    gauge is shifted when ``log u`` would overflow.
+
+    With ``fused`` the logarithm is computed row by row into ``grad``
+    (:func:`log_row`, with ``bits``, ``mantissa_bits``, ``bias`` from
+    :func:`~sinkhorn_nb.cpu.logarithm.float_bits`), so that each row is read
+    from memory once; otherwise ``grad`` holds ``log h`` on ``rows`` already
+    (one NumPy pass over the batch, faster for short rows).  With ``scalings``,
+    ``u`` and ``v`` are formed (:func:`one_hot_scalings`; ``divide``: ``G_T`` is
+    built and accurate; ``mass`` holds the row masses, and ``h_i <= mass``
+    bounds ``log u``); without, those rows are left untouched.
     """
-    K = h.shape[1]
+    direct = lam * max_m + 1.0 <= limit
     for k in prange(rows.size):
         r = rows[k]
-        j = 0
-        while y[r, j] == 0:
-            j += 1
-        transport = 0.0
-        entropy = 0.0
-        alpha_sum = 0.0
-        top_u = -np.inf
-        for i in range(K):
-            positive = h[r, i] > 0
-            lh = log_h[r, i] if positive else 0.0
-            alpha = lam * M_T[j, i] + 1.0 + lh      # -log G_ij + log h_i
-            entropy += h[r, i] * lh
-            transport += h[r, i] * M_T[j, i]
-            top_u = max(top_u, alpha if positive else -np.inf)
-            grad[r, i] = alpha
-            alpha_sum += alpha
-        shift = gauge_shift(top_u, 0.0, limit)
-        if shift == 0.0 and divide:
-            for i in range(K):
-                u[r, i] = h[r, i] / G_T[j, i]
-        elif shift == 0.0 and lam * max_m + 1.0 <= limit:
-            for i in range(K):
-                u[r, i] = h[r, i] * np.exp(lam * M_T[j, i] + 1.0)
-        else:
-            for i in range(K):
-                u[r, i] = np.exp(grad[r, i] - shift) if h[r, i] > 0 else 0.0
-        centre(grad[r], alpha_sum, lam)
+        j = label[r]
+        if fused:
+            log_row(h, bits, mantissa_bits, bias, r, grad)
+        transport, entropy, alpha_sum = one_hot_potential(h, M_T, r, j, lam, grad)
+        if scalings:
+            top_bound = lam * max_m + 1.0 + np.log(mass[r])
+            one_hot_scalings(h, grad, M_T, G_T, r, j, divide, direct, lam, limit, top_bound,
+                             u, v)
+        centre(grad, r, alpha_sum, lam)
         loss[r] = transport + entropy / lam
         cost[r] = transport
-        v[r] = 0
-        v[r, j] = np.exp(shift)
         n_iter[r] = 0
         err[r] = 0
         status[r] = CONVERGED

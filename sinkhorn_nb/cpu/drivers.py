@@ -28,9 +28,10 @@ import threading
 import numba
 import numpy as np
 
-from ..core import (FAILED, NEWTON_MAX_SUPPORT, PARALLEL_MIN_ENTRIES, gauge_limit,
-                    relaxed_exponents, sparse_rows, uses_newton)
+from ..core import (FAILED, FUSED_LOG_MIN_LABELS, NEWTON_MAX_SUPPORT, PARALLEL_MIN_ENTRIES,
+                    gauge_limit, relaxed_exponents, sparse_rows, uses_newton)
 from . import balanced, kernels, relaxed
+from .logarithm import float_bits
 
 _PARALLEL_LOCK = threading.Lock()
 
@@ -60,7 +61,7 @@ def passes_on_one_thread(entries):
         numba.set_num_threads(threads)
 
 
-def solve(measures, kernel, gammas, controls, tol, init, result):
+def solve(measures, kernel, gammas, controls, tol, init, result, scalings=True):
     """Solve every row of ``measures`` into ``result``; return the status codes.
 
     Parameters
@@ -78,6 +79,10 @@ def solve(measures, kernel, gammas, controls, tol, init, result):
         Warm-start scalings ``(u, v)`` of shape (n, K).
     result : SinkhornResult
         Preallocated host arrays, filled in place.
+    scalings : bool, default True
+        Fill ``u`` and ``v`` of the closed-form balanced rows too; with False
+        those rows of ``result.u`` and ``result.v`` are left unset (for callers
+        that keep only the loss and gradient).
 
     Returns
     -------
@@ -86,7 +91,7 @@ def solve(measures, kernel, gammas, controls, tol, init, result):
     """
     with parallel_section():
         status = np.empty(measures.shape[0], np.int64)
-        rows = _closed_forms(measures, kernel, gammas, result, status)
+        rows = _closed_forms(measures, kernel, gammas, result, status, scalings)
         if rows.size:
             _iterate(measures, kernel, gammas, controls, tol, init, rows, result, status)
         status[~(np.isfinite(result.loss) & np.isfinite(result.transport_cost))] = FAILED
@@ -94,7 +99,7 @@ def solve(measures, kernel, gammas, controls, tol, init, result):
     return status
 
 
-def _closed_forms(measures, kernel, gammas, result, status):
+def _closed_forms(measures, kernel, gammas, result, status, scalings):
     """Fill the closed-form rows; return the rows left to iterate."""
     h, y, r = measures.h, measures.y, result
     if gammas is None:
@@ -106,15 +111,19 @@ def _closed_forms(measures, kernel, gammas, result, status):
     rows = np.flatnonzero(closed)
     with passes_on_one_thread(rows.size * h.shape[1]):
         if gammas is None:
-            log_h = _log_into(h, rows, r.grad)
             # u = h / G: worth building G (K^2 vectorized exponentials) for a batch
             # of at least K/8 rows, and free once an engine has it
-            divide = kernel.multiplicative_is_safe() and (
+            divide = scalings and kernel.multiplicative_is_safe() and (
                 kernel.built("G") or 8 * rows.size >= h.shape[1])
             G_T = kernel.G_T if divide else np.empty((0, 0), h.dtype)
-            balanced.one_hot_rows(h, y, log_h, kernel.M_T, G_T, divide, kernel.lam,
-                                  kernel.lam_max_m, gauge_limit(h.dtype), rows, r.loss,
-                                  r.grad, r.transport_cost, r.u, r.v, r.n_iter, r.err, status)
+            fused = h.shape[1] >= FUSED_LOG_MIN_LABELS
+            if not fused:
+                _log_on_rows(h, rows, r.grad)
+            balanced.one_hot_rows(h, *float_bits(h), fused, measures.last_nonzero,
+                                  measures.mass_h, kernel.M_T, G_T, divide, kernel.lam,
+                                  kernel.lam_max_m, gauge_limit(h.dtype), scalings, rows,
+                                  r.loss, r.grad, r.transport_cost, r.u, r.v, r.n_iter, r.err,
+                                  status)
         else:
             relaxed.empty_rows(h, y, *gammas, rows, r.loss, r.grad, r.transport_cost, r.u,
                                r.v, r.n_iter, r.err, status)
@@ -250,6 +259,15 @@ def _log_into(x, rows, out):
         log_x = np.zeros_like(x)
         log_x[rows] = np.log(x[rows])
         return log_x
+
+
+def _log_on_rows(x, rows, out):
+    """``out[rows] = log x[rows]`` (NumPy's vectorized logarithm)."""
+    with np.errstate(divide="ignore"):
+        if rows.size == x.shape[0]:
+            np.log(x, out=out)
+        else:
+            out[rows] = np.log(x[rows])
 
 
 def _log_of_rows(x, rows, out):

@@ -36,8 +36,9 @@ def centre(grad, r, alpha_sum, lam):
     """``grad[r] = (grad[r] - mean) / lam`` for this thread's entries."""
     K = grad.shape[1]
     mean = alpha_sum / K
+    scale = 1.0 / lam
     for i in range(cuda.threadIdx.x, K, cuda.blockDim.x):
-        grad[r, i] = (grad[r, i] - mean) / lam
+        grad[r, i] = (grad[r, i] - mean) * scale
 
 
 @kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.a2, t.a2, t.f, t.i32, t.a1, t.a2, t.i64)])
@@ -123,11 +124,12 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
         loss[r] = (dual - plan_mass) / lam
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.b, t.f, t.f, t.f, t.i32, t.a1, t.a2, t.a1,
+@kernel(lambda t: [(t.a2, t.i64, t.a2, t.a2, t.b, t.f, t.f, t.f, t.i32, t.a1, t.a2, t.a1,
                     t.a2, t.a2, t.i64, t.a1, t.i64)])
-def one_hot_rows(h, y, M_T, G_T, divide, lam, max_m, limit, rows, loss, grad, cost, u, v,
+def one_hot_rows(h, label, M_T, G_T, divide, lam, max_m, limit, rows, loss, grad, cost, u, v,
                  n_iter, err, status):
-    """Closed form for targets with a single non-zero entry ``j``: ``T = h e_j^T``,
+    """Closed form for targets with a single non-zero entry ``j = label[r]``
+    (the scan's last non-zero of the row): ``T = h e_j^T``,
     ``log u_i = log h_i + lam M_ij + 1``, ``v_j = 1`` (see
     :func:`sinkhorn_nb.cpu.balanced.one_hot_rows`, whose choices between
     ``h / G``, ``h e^{lam M + 1}`` and the logarithm this repeats).  One block
@@ -137,11 +139,7 @@ def one_hot_rows(h, y, M_T, G_T, divide, lam, max_m, limit, rows, loss, grad, co
     if r < 0:
         return
     K = h.shape[1]
-    label = -1.0
-    for i in range(cuda.threadIdx.x, K, cuda.blockDim.x):
-        if y[r, i] != 0:
-            label = i
-    j = int(block_max(buf, label))
+    j = label[r]
     transport = 0.0
     entropy = 0.0
     alpha_sum = 0.0

@@ -118,10 +118,11 @@ def check_device_measures(h, y, n_labels, balanced_variant, renormalize, control
     n = h.shape[0]
     go = Launch(n, n_labels, h.dtype, launch)
     summary = [cuda.device_array(n, np.float64), cuda.device_array(n, np.float64),
-               cuda.device_array(n, np.int64), cuda.device_array(n, np.int64)]
+               cuda.device_array(n, np.int64), cuda.device_array(n, np.int64),
+               cuda.device_array(n, np.int64)]
     grid, threads = go.row_blocks
     kernels.scan_measures[grid, threads](h, y, *summary)
-    mass_h, mass_y, support, flags = (a.copy_to_host() for a in summary)
+    mass_h, mass_y, support, last_nonzero, flags = (a.copy_to_host() for a in summary)
 
     def rescale(x, factors):
         out = cuda.device_array(x.shape, x.dtype)
@@ -129,7 +130,8 @@ def check_device_measures(h, y, n_labels, balanced_variant, renormalize, control
         kernels.scale_rows[grid, threads](x, cuda.to_device(np.asarray(factors, np.float64)),
                                           out)
         return out
-    return measures_from_scan(h, y, mass_h, mass_y, support, flags, balanced_variant,
+    return measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags,
+                              balanced_variant,
                               renormalize, controls.tol_for(compute_dtype(h.dtype, y.dtype)),
                               was_1d, rescale)
 
@@ -182,8 +184,9 @@ class _Problem:
             if self.balanced:
                 host = k.host
                 balanced.one_hot_rows[grid, threads](
-                    self.h, self.y, k.M_T, k.G_T, host.multiplicative_is_safe(), k.lam,
-                    host.lam_max_m, gauge_limit(self.h.dtype), _mask(closed), r.loss, r.grad,
+                    self.h, cuda.to_device(m.last_nonzero), k.M_T, k.G_T,
+                    host.multiplicative_is_safe(), k.lam, host.lam_max_m,
+                    gauge_limit(self.h.dtype), _mask(closed), r.loss, r.grad,
                     r.transport_cost, r.u, r.v, r.n_iter, r.err, self.status)
             else:
                 relaxed.empty_rows[grid, threads](

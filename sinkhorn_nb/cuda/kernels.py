@@ -428,9 +428,10 @@ def finish_status(loss, cost, status, converged):
         converged[r] = status[r] == CONVERGED
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.f1, t.f1, t.i64, t.i64)])
-def scan_measures(h, y, mass_h, mass_y, support, flags):
-    """Row masses, support sizes of ``y`` and the validation flags of
+@kernel(lambda t: [(t.a2, t.a2, t.f1, t.f1, t.i64, t.i64, t.i64)])
+def scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags):
+    """Row masses, support sizes of ``y``, the index of the last non-zero of
+    each row of ``y`` and the validation flags of
     :mod:`sinkhorn_nb.validation` (1/2: ``h``/``y`` not finite, 4/8: negative); one
     block per row (the twin of :func:`sinkhorn_nb.validation.scan_measures`)."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
@@ -444,6 +445,7 @@ def scan_measures(h, y, mass_h, mass_y, support, flags):
     total_h = 0.0
     total_y = 0.0
     nonzero = 0.0
+    last = -1.0
     for j in range(cuda.threadIdx.x, h.shape[1], cuda.blockDim.x):
         a = h[r, j]
         b = y[r, j]
@@ -459,6 +461,7 @@ def scan_measures(h, y, mass_h, mass_y, support, flags):
             total_y += b
             if b != 0:
                 nonzero += 1.0
+                last = j
         if is_finite(a) and a >= 0:
             total_h += a
     bad_h = block_sum(buf, bad_h)
@@ -468,10 +471,12 @@ def scan_measures(h, y, mass_h, mass_y, support, flags):
     total_h = block_sum(buf, total_h)
     total_y = block_sum(buf, total_y)
     nonzero = block_sum(buf, nonzero)
+    last = block_max(buf, last)
     if cuda.threadIdx.x == 0:
         mass_h[r] = total_h
         mass_y[r] = total_y
         support[r] = int(nonzero)
+        last_nonzero[r] = int(last)
         flags[r] = ((1 if bad_h > 0 else 0) + (2 if bad_y > 0 else 0)
                     + (4 if negative_h > 0 else 0) + (8 if negative_y > 0 else 0))
 
