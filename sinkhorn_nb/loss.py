@@ -1,4 +1,6 @@
 """:class:`WassersteinLoss`, the loss engine behind every solver, and the softmax chain rule."""
+from dataclasses import replace
+
 import numpy as np
 
 from .device import resolve_device
@@ -134,8 +136,9 @@ class WassersteinLoss:
         init : tuple of ndarray of shape (n, K), optional
             Warm-start scalings ``(u, v)`` in the compute dtype, trusted.
         scalings : bool, default True
-            With False, ``u`` and ``v`` of the rows solved in closed form may be
-            left unset (CPU; for callers that use only ``loss`` and ``grad``).
+            With False the result carries no scalings (``u`` and ``v`` are
+            None), for callers that use only ``loss`` and ``grad``: the closed
+            forms then skip forming them.
 
         Returns
         -------
@@ -148,12 +151,15 @@ class WassersteinLoss:
         tol = self.controls.tol_for(measures.dtype)
         if self.device == "cuda":
             from .cuda import drivers
-            return drivers.solve(measures, kernel.on_device(), self.gammas, self.controls,
-                                 tol, init)
-        from .cpu import drivers
-        result = SinkhornResult.empty(*measures.shape, measures.dtype)
-        status = drivers.solve(measures, kernel, self.gammas, self.controls, tol, init, result,
-                               scalings)
+            result, status = drivers.solve(measures, kernel.on_device(), self.gammas,
+                                           self.controls, tol, init)
+        else:
+            from .cpu import drivers
+            result = SinkhornResult.empty(*measures.shape, measures.dtype)
+            status = drivers.solve(measures, kernel, self.gammas, self.controls, tol, init,
+                                   result, scalings)
+        if not scalings:
+            result = replace(result, u=None, v=None)
         return result, status
 
     def __repr__(self):

@@ -258,10 +258,11 @@ class LinearSoftmaxObjective:
         n = H.shape[0]
         measures = Measures(H, targets.measures, np.ones(n), targets.mass, targets.support,
                             targets.last_nonzero, False)
-        # the scalings of closed-form rows are never needed: those rows ignore
-        # their warm start, so their (unset) rows of u and v are never read
-        result, status = self.loss.solve_measures(measures, self._init(samples, n),
-                                                  scalings=False)
+        # scalings are kept only as warm starts of rows that iterate, and a
+        # balanced batch of one-hot targets has none
+        iterates = self.loss.variant == "relaxed" or bool((targets.support != 1).any())
+        result, status = self.loss.solve_measures(
+            measures, self._init(samples, n), scalings=self.warm_start_scalings and iterates)
         self._remember(samples, result)
         self.sinkhorn_iterations += int(result.n_iter.sum())
         self.not_converged += int(np.count_nonzero(

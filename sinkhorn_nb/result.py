@@ -33,14 +33,15 @@ class SinkhornResult:
         Final relative marginal error (the stopping test of the variant).
     converged : ndarray of bool (n,)
         ``err < tol``, with finite outputs.
-    u, v : ndarray (n, K)
+    u, v : ndarray (n, K), or None
         Scalings with :math:`T = \operatorname{diag}(u)\,G\,\operatorname{diag}(v)`,
         :math:`G = e^{-\lambda M - 1}`; zero where the matching mass is zero.  For
         ``lam * max(M)`` in the hundreds or more (the log-domain regime) they can
         overflow to ``inf`` or underflow to 0 although ``loss`` and ``grad`` are
         accurate.  In the balanced variant :math:`(cu, v/c)` is the same plan; the
         solvers report the pair whose largest logarithms are balanced when one
-        of them would overflow.
+        of them would overflow.  None in the results of
+        :meth:`~sinkhorn_nb.WassersteinLoss.solve_measures` with ``scalings=False``.
     """
     loss: np.ndarray
     grad: np.ndarray
@@ -64,13 +65,17 @@ class SinkhornResult:
         """The same result for a single (1-D) problem: scalars and 1-D arrays."""
         values = {}
         for name in FIELDS:
-            value = getattr(self, name)[0]
-            values[name] = value.item() if np.ndim(value) == 0 else value
+            value = getattr(self, name)
+            if value is not None:
+                value = value[0].item() if value.ndim == 1 else value[0]
+            values[name] = value
         return SinkhornResult(**values)
 
     def map(self, fn):
-        """A result with ``fn`` applied to every field (e.g. a device-to-host copy)."""
-        return SinkhornResult(**{name: fn(getattr(self, name)) for name in FIELDS})
+        """A result with ``fn`` applied to every field present (e.g. a device-to-host
+        copy)."""
+        return SinkhornResult(**{name: None if getattr(self, name) is None
+                                 else fn(getattr(self, name)) for name in FIELDS})
 
 
 def warn_if_not_converged(status, tol, max_iter, what):

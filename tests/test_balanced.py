@@ -170,10 +170,11 @@ def test_one_hot_closed_form_with_zero_and_subnormal_entries(dtype, K):
 
 
 @pytest.mark.parametrize("K", [12, 80])
+@pytest.mark.parametrize("lam", [0.5, 50.0])
 @pytest.mark.parametrize("lam_max_m", [10.0, 1e3])      # 1e3: the gauge is shifted
-def test_one_hot_scalings_reproduce_the_plan(K, lam_max_m):
+def test_one_hot_scalings_reproduce_the_plan(K, lam, lam_max_m):
     M = random_metric(K, 57)
-    lam = lam_max_m / M.max()
+    M *= lam_max_m / lam / M.max()
     h = random_predictions(3, K, 58)
     y = random_targets("onehot", 3, K, 59)
     r = snb.WassersteinLoss(M, lam).solve(h, y)
@@ -184,6 +185,47 @@ def test_one_hot_scalings_reproduce_the_plan(K, lam_max_m):
         log_plan = np.log(r.u[row]) - lam * M[:, j] - 1.0 + np.log(r.v[row, j])
         np.testing.assert_allclose(log_plan, np.log(h[row]), rtol=0, atol=1e-12 * lam_max_m)
         assert np.log(r.u[row]).max() < 0.9 * np.log(np.finfo(float).max)
+
+
+@pytest.mark.parametrize("K", [12, 80])
+def test_one_hot_rows_in_a_mixed_batch_and_with_a_warm_start(K):
+    M = random_metric(K, 60)
+    lam = 5.0
+    h = random_predictions(6, K, 61)
+    y = np.vstack([random_targets("onehot", 2, K, 62), random_targets("dense", 2, K, 63),
+                   random_targets("onehot", 1, K, 64), random_targets("sparse", 1, K, 65)])
+    loss = snb.WassersteinLoss(M, lam, max_iter=100000, tol=1e-12)
+    value, grad = loss(h, y)
+    result = loss.solve(h, y)
+    np.testing.assert_array_equal(value, result.loss)
+    np.testing.assert_array_equal(grad, result.grad)
+    one_hot = [0, 1, 4]
+    assert np.all(result.n_iter[one_hot] == 0) and np.all(result.n_iter[[2, 3, 5]] > 0)
+    for r in one_hot:
+        expected_loss, expected_grad = one_hot_reference(h[r], y[r].argmax(), M, lam)
+        np.testing.assert_allclose(value[r], expected_loss, rtol=1e-12)
+        np.testing.assert_allclose(grad[r], expected_grad, rtol=1e-12, atol=1e-12)
+    # a warm start moves the iterating rows only, never the closed-form ones
+    rng = np.random.default_rng(66)
+    init = (rng.uniform(0.5, 2.0, h.shape), rng.uniform(0.5, 2.0, h.shape))
+    warm = loss.solve(h, y, init=init)
+    np.testing.assert_array_equal(warm.u[one_hot], result.u[one_hot])
+    np.testing.assert_array_equal(warm.v[one_hot], result.v[one_hot])
+    np.testing.assert_allclose(warm.loss, result.loss, rtol=1e-9)
+
+
+def test_loss_and_gradient_only_results_carry_no_scalings():
+    from sinkhorn_nb.validation import check_measures
+    K = 7
+    loss = snb.WassersteinLoss(random_metric(K, 67), 3.0)
+    h = random_predictions(2, K, 68)
+    y = np.vstack([random_targets("onehot", 1, K, 69), random_targets("dense", 1, K, 70)])
+    measures = check_measures(h, y, K, balanced=True, renormalize=False)
+    result, _ = loss.solve_measures(measures, scalings=False)
+    assert result.u is None and result.v is None
+    full, _ = loss.solve_measures(measures)
+    np.testing.assert_array_equal(result.grad, full.grad)
+    assert snb.WassersteinLoss(random_metric(K, 67), 3.0)(h[0], y[0])[1].shape == (K,)
 
 
 def test_zeros_in_h_give_finite_gradient():

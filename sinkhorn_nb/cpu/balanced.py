@@ -173,7 +173,7 @@ def one_hot_scalings(h, alpha, M_T, G_T, r, j, divide, direct, lam, limit, top_b
 
 @parallel
 def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, G_T, divide, lam,
-                 max_m, limit, scalings, rows, loss, grad, cost, u, v, n_iter, err, status):
+                 lam_max_m, limit, scalings, rows, loss, grad, cost, u, v, n_iter, err, status):
     """Closed form for targets with a single non-zero entry ``j = label[r]``.
 
     The only feasible plan is ``T = h e_j^T``; with ``v_j = 1``,
@@ -186,10 +186,11 @@ def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, G_T, div
     from memory once; otherwise ``grad`` holds ``log h`` on ``rows`` already
     (one NumPy pass over the batch, faster for short rows).  With ``scalings``,
     ``u`` and ``v`` are formed (:func:`one_hot_scalings`; ``divide``: ``G_T`` is
-    built and accurate; ``mass`` holds the row masses, and ``h_i <= mass``
-    bounds ``log u``); without, those rows are left untouched.
+    built and accurate; ``lam_max_m`` is ``lam * max(M)``; ``mass`` holds the
+    row masses, and ``h_i <= mass`` bounds ``log u``); without, those rows are
+    left untouched.
     """
-    direct = lam * max_m + 1.0 <= limit
+    direct = lam_max_m + 1.0 <= limit
     for k in prange(rows.size):
         r = rows[k]
         j = label[r]
@@ -197,7 +198,7 @@ def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, G_T, div
             log_row(h, bits, mantissa_bits, bias, r, grad)
         transport, entropy, alpha_sum = one_hot_potential(h, M_T, r, j, lam, grad)
         if scalings:
-            top_bound = lam * max_m + 1.0 + np.log(mass[r])
+            top_bound = lam_max_m + 1.0 + np.log(mass[r])
             one_hot_scalings(h, grad, M_T, G_T, r, j, divide, direct, lam, limit, top_bound,
                              u, v)
         centre(grad, r, alpha_sum, lam)

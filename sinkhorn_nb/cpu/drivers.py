@@ -91,6 +91,9 @@ def solve(measures, kernel, gammas, controls, tol, init, result, scalings=True):
     """
     with parallel_section():
         status = np.empty(measures.shape[0], np.int64)
+        if init is not None:        # before the closed forms, which overwrite their rows
+            np.copyto(result.u, init[0])
+            np.copyto(result.v, init[1])
         rows = _closed_forms(measures, kernel, gammas, result, status, scalings)
         if rows.size:
             _iterate(measures, kernel, gammas, controls, tol, init, rows, result, status)
@@ -132,10 +135,7 @@ def _closed_forms(measures, kernel, gammas, result, status, scalings):
 
 def _iterate(measures, kernel, gammas, controls, tol, init, rows, result, status):
     """The multiplicative path where it is safe, the log-domain path elsewhere."""
-    warm = init is not None
-    if warm:
-        np.copyto(result.u, init[0])
-        np.copyto(result.v, init[1])
+    warm = init is not None      # the start is in result.u, result.v (see solve)
     method = controls.method
     if method == "log" or (method == "auto" and not kernel.multiplicative_is_safe()):
         _log_domain(measures, kernel, gammas, controls, tol, warm, rows, result, status)

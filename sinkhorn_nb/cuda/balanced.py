@@ -126,8 +126,8 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
 
 @kernel(lambda t: [(t.a2, t.i64, t.a2, t.a2, t.b, t.f, t.f, t.f, t.i32, t.a1, t.a2, t.a1,
                     t.a2, t.a2, t.i64, t.a1, t.i64)])
-def one_hot_rows(h, label, M_T, G_T, divide, lam, max_m, limit, rows, loss, grad, cost, u, v,
-                 n_iter, err, status):
+def one_hot_rows(h, label, M_T, G_T, divide, lam, lam_max_m, limit, rows, loss, grad, cost, u,
+                 v, n_iter, err, status):
     """Closed form for targets with a single non-zero entry ``j = label[r]``
     (the scan's last non-zero of the row): ``T = h e_j^T``,
     ``log u_i = log h_i + lam M_ij + 1``, ``v_j = 1`` (see
@@ -159,7 +159,7 @@ def one_hot_rows(h, label, M_T, G_T, divide, lam, max_m, limit, rows, loss, grad
     alpha_sum = block_sum(buf, alpha_sum)
     top_u = block_max(buf, top_u)
     shift = gauge_shift(top_u, 0.0, limit)
-    direct = lam * max_m + 1.0 <= limit
+    direct = lam_max_m + 1.0 <= limit
     for i in range(cuda.threadIdx.x, K, cuda.blockDim.x):
         if shift == 0.0 and divide:
             u[r, i] = h[r, i] / G_T[j, i]

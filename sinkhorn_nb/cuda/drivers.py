@@ -152,6 +152,9 @@ def solve(measures, kernel, gammas, controls, tol, init, launch=DEFAULT_LAUNCH):
     go = Launch(n, K, h.dtype, launch)
     result = SinkhornResult.empty(n, K, h.dtype, alloc=cuda.device_array)
     status = cuda.device_array(n, np.int64)
+    if init is not None:        # before the closed forms, which overwrite their rows
+        result.u.copy_to_device(init[0])
+        result.v.copy_to_device(init[1])
     problem = _Problem(h, y, measures, kernel, gammas, controls, tol, go, result, status)
     rows = problem.closed_forms()
     if rows.any():
@@ -196,10 +199,7 @@ class _Problem:
 
     def iterate(self, rows, init):
         """The multiplicative path where it is safe, the log-domain path elsewhere."""
-        warm = init is not None
-        if warm:
-            self.result.u.copy_to_device(init[0])
-            self.result.v.copy_to_device(init[1])
+        warm = init is not None      # the start is in result.u, result.v (see solve)
         method = self.controls.method
         if method == "log" or (method == "auto" and not self.kernel.multiplicative_is_safe()):
             self.log_domain(rows, warm, init)
