@@ -155,10 +155,14 @@ class WassersteinLoss:
                                            self.controls, tol, init)
         else:
             from .cpu import drivers
-            result = SinkhornResult.empty(*measures.shape, measures.dtype)
+            # one-hot balanced rows need no scalings to work with: when every row
+            # is one and none are wanted, none are allocated
+            allocate = scalings or not (self.variant == "balanced"
+                                        and (measures.support == 1).all())
+            result = SinkhornResult.empty(*measures.shape, measures.dtype, scalings=allocate)
             status = drivers.solve(measures, kernel, self.gammas, self.controls, tol, init,
                                    result, scalings)
-        if not scalings:
+        if not scalings and result.u is not None:
             result = replace(result, u=None, v=None)
         return result, status
 

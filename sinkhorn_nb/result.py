@@ -53,13 +53,15 @@ class SinkhornResult:
     v: np.ndarray
 
     @classmethod
-    def empty(cls, n, K, dtype, alloc=np.empty):
+    def empty(cls, n, K, dtype, alloc=np.empty, scalings=True):
         """Uninitialized arrays for ``n`` rows of ``K`` labels (``alloc(shape,
-        dtype)`` allocates: NumPy's by default, a device allocator for CUDA)."""
+        dtype)`` allocates: NumPy's by default, a device allocator for CUDA);
+        ``u`` and ``v`` are None without ``scalings``."""
         return cls(loss=alloc(n, dtype), grad=alloc((n, K), dtype),
                    transport_cost=alloc(n, dtype), n_iter=alloc(n, np.int64),
                    err=alloc(n, dtype), converged=alloc(n, np.bool_),
-                   u=alloc((n, K), dtype), v=alloc((n, K), dtype))
+                   u=alloc((n, K), dtype) if scalings else None,
+                   v=alloc((n, K), dtype) if scalings else None)
 
     def squeeze(self):
         """The same result for a single (1-D) problem: scalars and 1-D arrays."""

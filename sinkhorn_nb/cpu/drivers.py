@@ -82,7 +82,8 @@ def solve(measures, kernel, gammas, controls, tol, init, result, scalings=True):
     scalings : bool, default True
         Fill ``u`` and ``v`` of the closed-form balanced rows too; with False
         those rows of ``result.u`` and ``result.v`` are left unset (for callers
-        that keep only the loss and gradient).
+        that keep only the loss and gradient), and ``result.u``, ``result.v``
+        may be None when every row is a one-hot balanced row.
 
     Returns
     -------
@@ -122,10 +123,11 @@ def _closed_forms(measures, kernel, gammas, result, status, scalings):
             fused = h.shape[1] >= FUSED_LOG_MIN_LABELS
             if not fused:
                 _log_on_rows(h, rows, r.grad)
+            u, v = (r.u, r.v) if scalings else (G_T, G_T)      # (not touched then)
             balanced.one_hot_rows(h, *float_bits(h), fused, measures.last_nonzero,
                                   measures.mass_h, kernel.M_T, G_T, divide, kernel.lam,
                                   kernel.lam_max_m, gauge_limit(h.dtype), scalings, rows,
-                                  r.loss, r.grad, r.transport_cost, r.u, r.v, r.n_iter, r.err,
+                                  r.loss, r.grad, r.transport_cost, u, v, r.n_iter, r.err,
                                   status)
         else:
             relaxed.empty_rows(h, y, *gammas, rows, r.loss, r.grad, r.transport_cost, r.u,
