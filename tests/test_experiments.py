@@ -131,22 +131,19 @@ def test_command_line_help_and_no_command(capsys):
         assert f"  {name} " in text and "Fig." in text
 
 
-def test_help_is_fast_and_imports_nothing_heavy():
+def test_help_imports_nothing_heavy():
     import os
     import subprocess
     import sys
-    import time
     code = ("import sys, runpy; sys.argv = ['sinkhorn_nb', 'experiment', '--help']\n"
             "try:\n    runpy.run_module('sinkhorn_nb', run_name='__main__')\n"
             "except SystemExit:\n    pass\n"
             "print(sorted(m for m in ('sklearn', 'scipy.optimize', 'matplotlib', 'numba.cuda')"
             " if m in sys.modules))")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
-    assert time.perf_counter() - start < 5       # about 0.3 s; generous for busy CI
 
 
 def test_gallery_examples_compile():

@@ -71,16 +71,20 @@ def test_float64_parity(variant, kind, method):
 
 
 @pytest.mark.parametrize("variant", ["balanced", "relaxed"])
-@pytest.mark.parametrize("kind", ["dense", "sparse", "mixed"])
-def test_float32_parity(variant, kind):
+@pytest.mark.parametrize("kind, method", [("dense", "auto"), ("sparse", "auto"),
+                                          ("onehot", "auto"), ("mixed", "auto"),
+                                          ("mixed", "log")])
+def test_float32_parity(variant, kind, method):
     h, y, M = _problem(kind, 5, 7, 2, np.float32)
-    gpu = _solve(variant, h, y, M, 2.0, "cuda", tol=1e-5)
-    cpu = _solve(variant, h, y, M, 2.0, "cpu", tol=1e-5)
+    gpu = _solve(variant, h, y, M, 2.0, "cuda", tol=1e-5, method=method)
+    cpu = _solve(variant, h, y, M, 2.0, "cpu", tol=1e-5, method=method)
     for name in ("loss", "grad", "transport_cost", "err", "u", "v"):
         assert getattr(gpu, name).dtype == np.float32, name
     assert gpu.converged.dtype == np.bool_ and gpu.n_iter.dtype == np.int64
     np.testing.assert_array_equal(gpu.converged, cpu.converged)
+    np.testing.assert_array_equal(gpu.n_iter, cpu.n_iter)
     np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gpu.transport_cost, cpu.transport_cost, rtol=1e-5, atol=1e-6)
     g = np.isfinite(cpu.grad)
     np.testing.assert_allclose(gpu.grad[g], cpu.grad[g], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gpu.u, cpu.u, rtol=1e-5, atol=1e-5 * np.abs(cpu.u).max())
