@@ -156,9 +156,9 @@ class WassersteinLoss:
         else:
             from .cpu import drivers
             # one-hot balanced rows need no scalings to work with: when every row
-            # is one and none are wanted, none are allocated
-            allocate = scalings or not (self.variant == "balanced"
-                                        and (measures.support == 1).all())
+            # is one and none are wanted (or given), none are allocated
+            allocate = scalings or init is not None or not (
+                self.variant == "balanced" and (measures.support == 1).all())
             result = SinkhornResult.empty(*measures.shape, measures.dtype, scalings=allocate)
             status = drivers.solve(measures, kernel, self.gammas, self.controls, tol, init,
                                    result, scalings)

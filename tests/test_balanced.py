@@ -326,3 +326,16 @@ def test_equal_nonunit_masses_allowed():
     r1 = snb.sinkhorn(h, y, M, 5.0, **TIGHT)
     r3 = snb.sinkhorn(3 * h, 3 * y, M, 5.0, **TIGHT)
     np.testing.assert_allclose(r3.transport_cost, 3 * r1.transport_cost, rtol=1e-9)
+
+
+def test_loss_and_gradient_only_accepts_a_warm_start_on_one_hot_rows():
+    from sinkhorn_nb.validation import check_measures
+    K = 6
+    loss = snb.WassersteinLoss(random_metric(K, 71), 3.0)
+    h = random_predictions(3, K, 72)
+    y = random_targets("onehot", 3, K, 73)
+    measures = check_measures(h, y, K, balanced=True, renormalize=False)
+    init = (np.ones_like(h), np.ones_like(h))
+    result, _ = loss.solve_measures(measures, init, scalings=False)
+    assert result.u is None
+    np.testing.assert_array_equal(result.grad, loss(h, y)[1])

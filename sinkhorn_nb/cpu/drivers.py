@@ -181,8 +181,8 @@ def _multiplicative(measures, kernel, gammas, controls, tol, warm, rows, result,
         kernels.row_dots(r.u, dense_rows, np.dot(V, kernel.GM_T), r.transport_cost)
     with passes_on_one_thread(rows.size * K):
         if balanced_variant:
-            log_u = _log_into(r.u, rows, r.grad)
-            log_v = _log_into(r.v, rows, np.empty_like(r.v))
+            log_u = _log_on_rows(r.u, rows, r.grad)
+            log_v = _log_on_rows(r.v, rows, np.empty_like(r.v))
             balanced.outputs_from_scalings(h, y, r.u, log_u, log_v, Gv, GTu, kernel.lam, rows,
                                            r.loss, r.grad, status)
         else:
@@ -252,24 +252,14 @@ def _log_domain(measures, kernel, gammas, controls, tol, warm, rows, result, sta
                                   r.loss, r.grad, r.u, r.v)
 
 
-def _log_into(x, rows, out):
-    """``log x`` on ``rows`` (NumPy's vectorized logarithm) as an array indexed like
-    ``x``: ``out`` when every row is wanted (other rows of a new array are 0)."""
-    with np.errstate(divide="ignore"):
-        if rows.size == x.shape[0]:
-            return np.log(x, out=out)
-        log_x = np.zeros_like(x)
-        log_x[rows] = np.log(x[rows])
-        return log_x
-
-
 def _log_on_rows(x, rows, out):
-    """``out[rows] = log x[rows]`` (NumPy's vectorized logarithm)."""
+    """``out[rows] = log x[rows]`` (NumPy's vectorized logarithm); returns ``out``."""
     with np.errstate(divide="ignore"):
         if rows.size == x.shape[0]:
             np.log(x, out=out)
         else:
             out[rows] = np.log(x[rows])
+    return out
 
 
 def _log_of_rows(x, rows, out):
