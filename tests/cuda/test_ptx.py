@@ -60,7 +60,8 @@ def test_product_kernel_compiles_for_every_launch_shape(dtype, launch):
     from sinkhorn_nb.cuda.kernels import row_products
     kernel = row_products(*launch, np.dtype(dtype))
     (argument_types,) = kernel.argument_types(ArgumentTypes(np.dtype(dtype)))
-    _ptx(kernel, argument_types)
+    ptx = _ptx(kernel, argument_types)
+    assert "ld.shared" in ptx and "bar.sync" in ptx       # panels staged in shared memory
 
 
 @pytest.mark.parametrize("dtype, suffix", [(np.float32, "f32"), (np.float64, "f64")])
