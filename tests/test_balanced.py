@@ -339,3 +339,37 @@ def test_loss_and_gradient_only_accepts_a_warm_start_on_one_hot_rows():
     result, _ = loss.solve_measures(measures, init, scalings=False)
     assert result.u is None
     np.testing.assert_array_equal(result.grad, loss(h, y)[1])
+
+
+@pytest.mark.parametrize("variant", ["balanced", "relaxed"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_cold_start_shares_its_first_product(variant, dtype, monkeypatch):
+    from sinkhorn_nb.cpu import drivers
+    K = 40
+    M = random_metric(K, 70)
+    h = random_predictions(5, K, 71).astype(dtype)
+    y = random_targets("dense", 5, K, 72).astype(dtype)
+    engine = snb.WassersteinLoss(M, 5.0, variant, max_iter=7, tol=0.0, method="multiplicative")
+    shared = []
+    start_rows = drivers.kernels.start_rows
+
+    def recording(*args):
+        shared.append(start_rows(*args))
+        return shared[-1]
+    monkeypatch.setattr(drivers.kernels, "start_rows", recording)
+    cold = engine.solve(h, y)
+    # a warm start at the same all-ones scalings takes the per-row product
+    ones = np.ones_like(h)
+    warm = engine.solve(h, y, init=(ones, ones))
+    assert shared == [True, False]
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for name in ("loss", "grad", "transport_cost", "u", "v", "err"):
+        np.testing.assert_allclose(getattr(cold, name), getattr(warm, name), rtol=rtol,
+                                   atol=rtol * np.abs(getattr(warm, name)).max(), err_msg=name)
+    # a zero where the start is taken (h for balanced, y for relaxed): no sharing
+    h0, y0 = h.copy(), y.copy()
+    (h0 if variant == "balanced" else y0)[2, 3] = 0
+    h0[2] /= h0[2].sum()
+    y0[2] *= h0[2].sum() / y0[2].sum()
+    engine.solve(h0, y0)
+    assert shared[-1] is False

@@ -201,14 +201,20 @@ def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mas
     ``check_every`` iterations; ``tol = 0`` runs exactly ``max_iter``).  Final
     scalings go to ``s_out``, ``t_out`` (with ``warm``, ``t_out`` holds the start),
     and the products at the final scalings to ``a_out``, ``b_out``, on ``rows``.
+    A cold start where ``q`` has no zero starts every row at ``t = 1``, so the
+    first product is one vector-matrix product shared by all rows.
     """
     m = rows.size
     active = rows.copy()
     S, T, A, B = (np.empty((m, p.shape[1]), s_out.dtype) for _ in range(4))
-    kernels.start_rows(q, t_out, active, warm, T)
+    shared_start = kernels.start_rows(q, t_out, active, warm, T)
     it = 0
     while True:
-        np.dot(T[:m], K_p, out=A[:m])
+        if it == 0 and shared_start:    # every row starts at t = 1: one product for all
+            np.dot(T[0], K_p, out=A[0])
+            A[1:m] = A[0]
+        else:
+            np.dot(T[:m], K_p, out=A[:m])
         final = it == max_iter
         if final or (tol > 0 and it > 0 and it % check_every == 0):
             m = kernels.finish_rows(p, A, B, S, T, active, m, exp_s, mass, it, final, tol,

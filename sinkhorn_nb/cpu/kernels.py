@@ -120,9 +120,25 @@ def start_scaling(q, start, warm, out):
 
 @compiled
 def start_rows(q, start, rows, warm, out):
-    """``out[k]``: the starting scaling of row ``rows[k]`` (:func:`start_scaling`)."""
+    """``out[k]``: the starting scaling of row ``rows[k]`` (:func:`start_scaling`).
+
+    Returns True when every row starts at all ones (a cold start where no
+    entry of ``q`` is zero): the rows then share their first product.
+    """
+    ones = not warm
     for k in range(rows.size):
         start_scaling(q[rows[k]], start[rows[k]], warm, out[k])
+        if ones:
+            ones = count_zeros(q[rows[k]]) == 0
+    return ones
+
+
+@compiled
+def count_zeros(x):
+    zeros = 0
+    for j in range(x.size):
+        zeros += x[j] == 0
+    return zeros
 
 
 @compiled
