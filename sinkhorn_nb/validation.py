@@ -254,19 +254,26 @@ def _row_summary(x):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
-def _target_summary(x):
-    """:func:`_row_summary` and the index of the last non-zero (-1 if none)."""
-    total = 0.0
-    negative = 0
-    nonzero = 0
-    last = -1
-    for j in range(x.size):
-        value = x[j]
-        total += value
-        negative += value < 0
-        nonzero += value != 0
-        last = max(last, j if value != 0 else -1)
-    return total, negative, nonzero, last
+def _pair_summary(h, y, r):
+    """Row ``r`` of ``h`` and ``y`` in one vectorized loop: the sums and numbers of
+    negative entries of both, the number of non-zeros of ``y`` and the index of
+    its last non-zero (-1 if none)."""
+    total_h = 0.0
+    total_y = 0.0
+    negative_h = 0
+    negative_y = 0
+    nonzero_y = 0
+    last_y = -1
+    for j in range(h.shape[1]):
+        a = h[r, j]
+        b = y[r, j]
+        total_h += a
+        total_y += b
+        negative_h += a < 0
+        negative_y += b < 0
+        nonzero_y += b != 0
+        last_y = max(last_y, j if b != 0 else -1)
+    return total_h, total_y, negative_h, negative_y, nonzero_y, last_y
 
 
 @njit(cache=True, error_model="numpy")
@@ -288,8 +295,7 @@ def scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags):
     vectorized pass runs at memory speed, faster than waking a thread pool.
     """
     for r in range(h.shape[0]):
-        total_h, negative_h, _ = _row_summary(h[r])
-        total_y, negative_y, nonzero_y, last_y = _target_summary(y[r])
+        total_h, total_y, negative_h, negative_y, nonzero_y, last_y = _pair_summary(h, y, r)
         flag = 0
         if not np.isfinite(total_h) and not _all_finite(h[r]):
             flag |= 1
@@ -306,6 +312,34 @@ def scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags):
         flags[r] = flag
 
 
+@njit(cache=True, error_model="numpy")
+def _scan_facts(flags, mass_h, mass_y):
+    """What :func:`measures_from_scan` checks, in one pass over the per-row
+    summary: the OR of the flags, the first row whose mass of ``h`` (``y``) is not
+    finite, the first whose mass is not positive (-1 when none), and the largest
+    relative mass gap ``|m_h - m_y| / max(m_h, m_y)`` over the rows where both
+    masses are positive and finite, with its row."""
+    any_flag = 0
+    bad_h = bad_y = empty_h = empty_y = gap_row = -1
+    gap = 0.0
+    for r in range(flags.size):
+        any_flag |= flags[r]
+        finite_h, finite_y = np.isfinite(mass_h[r]), np.isfinite(mass_y[r])
+        if not finite_h and bad_h < 0:
+            bad_h = r
+        if not finite_y and bad_y < 0:
+            bad_y = r
+        if not mass_h[r] > 0 and empty_h < 0:
+            empty_h = r
+        if not mass_y[r] > 0 and empty_y < 0:
+            empty_y = r
+        if finite_h and finite_y and mass_h[r] > 0 and mass_y[r] > 0:
+            row_gap = abs(mass_h[r] - mass_y[r]) / max(mass_h[r], mass_y[r])
+            if row_gap > gap:
+                gap, gap_row = row_gap, r
+    return any_flag, bad_h, bad_y, empty_h, empty_y, gap, gap_row
+
+
 def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balanced,
                        renormalize, tol, was_1d, rescale):
     """Raise for what a scan found, then return the :class:`Measures`.
@@ -318,34 +352,31 @@ def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balan
     ``tol / 100`` (where it would put a floor under the stopping test) is closed
     by rescaling ``y`` to the mass of ``h``.
     """
-    if flags.any():
+    any_flag, bad_h, bad_y, empty_h, empty_y, gap, gap_row = _scan_facts(flags, mass_h, mass_y)
+    if any_flag:
         for bit, message in _FLAG_MESSAGES:
-            if (flags & bit).any():
+            if any_flag & bit:
                 raise ValueError(message)
-    if not (np.isfinite(mass_h).all() and np.isfinite(mass_y).all()):
-        for name, mass in (("h", mass_h), ("y", mass_y)):
-            if not np.isfinite(mass).all():
-                row = int(np.argmin(np.isfinite(mass)))
-                raise ValueError(f"{name} row {row} has a total mass that overflows float64")
+    for name, row in (("h", bad_h), ("y", bad_y)):
+        if row >= 0:
+            raise ValueError(f"{name} row {row} has a total mass that overflows float64")
     if balanced:
-        for name, mass in (("h", mass_h), ("y", mass_y)):
-            if mass.min(initial=1.0) <= 0:
-                raise ValueError(f"{name} row {int(np.argmax(mass <= 0))} has zero total "
-                                 "mass; the balanced variant needs positive masses")
+        for name, row in (("h", empty_h), ("y", empty_y)):
+            if row >= 0:
+                raise ValueError(f"{name} row {row} has zero total mass; the balanced "
+                                 "variant needs positive masses")
         if renormalize:
             h, y = rescale(h, 1.0 / mass_h), rescale(y, 1.0 / mass_y)
             mass_h = mass_y = np.ones_like(mass_h)
         else:
-            gap = np.abs(mass_h - mass_y) / np.maximum(mass_h, mass_y)
             rtol = BALANCED_MASS_RTOL[np.dtype(h.dtype)]
-            if gap.max(initial=0.0) > rtol:
-                row = int(np.argmax(gap))
+            if gap > rtol:
                 raise ValueError(
-                    f"h and y must have equal total mass in the balanced variant: row {row} "
-                    f"has sum(h)={mass_h[row]:.6g}, sum(y)={mass_y[row]:.6g} (relative gap "
-                    f"{gap[row]:.2g} > {rtol:g}); pass renormalize=True to rescale both to "
-                    "1, or use sinkhorn_relaxed for unnormalized measures")
-            if tol > 0 and gap.max(initial=0.0) > 0.01 * tol:
+                    f"h and y must have equal total mass in the balanced variant: row "
+                    f"{gap_row} has sum(h)={mass_h[gap_row]:.6g}, sum(y)={mass_y[gap_row]:.6g} "
+                    f"(relative gap {gap:.2g} > {rtol:g}); pass renormalize=True to rescale "
+                    "both to 1, or use sinkhorn_relaxed for unnormalized measures")
+            if tol > 0 and gap > 0.01 * tol:
                 y = rescale(y, mass_h / mass_y)
                 mass_y = mass_h
     return Measures(h, y, mass_h, mass_y, support, last_nonzero, was_1d)

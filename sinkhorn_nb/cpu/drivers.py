@@ -98,8 +98,7 @@ def solve(measures, kernel, gammas, controls, tol, init, result, scalings=True):
         rows = _closed_forms(measures, kernel, gammas, result, status, scalings)
         if rows.size:
             _iterate(measures, kernel, gammas, controls, tol, init, rows, result, status)
-        status[~(np.isfinite(result.loss) & np.isfinite(result.transport_cost))] = FAILED
-    np.equal(status, 0, out=result.converged)
+        kernels.final_status(result.loss, result.transport_cost, status, result.converged)
     return status
 
 

@@ -182,6 +182,16 @@ def finish_rows(p, A, B, S, T, rows, m, exponent, mass, it, final, tol, s_out, t
 
 
 @compiled
+def final_status(loss, cost, status, converged):
+    """``status[r] = FAILED`` where ``loss[r]`` or ``cost[r]`` is not finite, then
+    ``converged = status == CONVERGED``."""
+    for r in range(status.size):
+        if not (np.isfinite(loss[r]) and np.isfinite(cost[r])):
+            status[r] = FAILED
+        converged[r] = status[r] == CONVERGED
+
+
+@compiled
 def row_dots(u, rows, X, out):
     """``out[rows[k]] = u[rows[k]] . X[k]``."""
     for k in range(rows.size):
