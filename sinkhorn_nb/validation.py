@@ -272,7 +272,7 @@ def _pair_summary(h, y, r):
         negative_h += a < 0
         negative_y += b < 0
         nonzero_y += b != 0
-        last_y = max(last_y, j if b != 0 else -1)
+        last_y = max(last_y, (j + 1) * (b != 0) - 1)    # j or -1; a select would not vectorize
     return total_h, total_y, negative_h, negative_y, nonzero_y, last_y
 
 
