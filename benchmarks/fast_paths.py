@@ -48,19 +48,18 @@ N, K, LAM, ITERS = 256, 1000, 10.0, 100
 
 
 def median_times(contenders, repeat):
-    """``{name: median seconds}`` of ``repeat`` calls each, after one untimed call
-    each.  The calls are taken in turns (one of each contender per round), so that
-    the slow drifts of a shared machine weigh on every contender alike."""
-    for run in contenders.values():
+    """``{name: median seconds}`` of ``repeat`` calls each, after one untimed call."""
+    times = {}
+    for name, run in contenders.items():
+        time.sleep(0.5)              # let the previous block's threads go idle
         run()
-    time.sleep(0.5)                  # let the warm-up's threads go idle
-    samples = {name: [] for name in contenders}
-    for _ in range(repeat):
-        for name, run in contenders.items():
+        samples = []
+        for _ in range(repeat):
             start = time.perf_counter()
             run()
-            samples[name].append(time.perf_counter() - start)
-    return {name: float(np.median(values)) for name, values in samples.items()}
+            samples.append(time.perf_counter() - start)
+        times[name] = float(np.median(samples))
+    return times
 
 
 def problem(kind, dtype=np.float64):
