@@ -272,7 +272,7 @@ def _pair_summary(h, y, r):
         negative_h += a < 0
         negative_y += b < 0
         nonzero_y += b != 0
-        last_y = max(last_y, (j + 1) * (b != 0) - 1)    # j or -1; a select would not vectorize
+        last_y = max(last_y, j if b != 0 else -1)
     return total_h, total_y, negative_h, negative_y, nonzero_y, last_y
 
 
@@ -366,7 +366,14 @@ def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balan
                 raise ValueError(f"{name} row {row} has zero total mass; the balanced "
                                  "variant needs positive masses")
         if renormalize:
-            h, y = rescale(h, 1.0 / mass_h), rescale(y, 1.0 / mass_y)
+            with np.errstate(divide="ignore", over="ignore"):
+                factors = 1.0 / mass_h, 1.0 / mass_y
+            for name, mass, factor in (("h", mass_h, factors[0]), ("y", mass_y, factors[1])):
+                if not np.isfinite(factor).all():
+                    row = int(np.argmin(np.isfinite(factor)))
+                    raise ValueError(f"{name} row {row} has total mass {mass[row]:.3g}, too small "
+                                     "to renormalize (1 / mass overflows float64)")
+            h, y = rescale(h, factors[0]), rescale(y, factors[1])
             mass_h = mass_y = np.ones_like(mass_h)
         else:
             rtol = BALANCED_MASS_RTOL[np.dtype(h.dtype)]

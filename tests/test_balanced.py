@@ -350,18 +350,26 @@ def test_a_cold_start_shares_its_first_product(variant, dtype, monkeypatch):
     h = random_predictions(5, K, 71).astype(dtype)
     y = random_targets("dense", 5, K, 72).astype(dtype)
     engine = snb.WassersteinLoss(M, 5.0, variant, max_iter=7, tol=0.0, method="multiplicative")
-    shared = []
-    start_rows = drivers.kernels.start_rows
+    shared, products = [], []
+    start_rows, dot = drivers.kernels.start_rows, drivers.np.dot
 
-    def recording(*args):
+    def recording_start(*args):
         shared.append(start_rows(*args))
         return shared[-1]
-    monkeypatch.setattr(drivers.kernels, "start_rows", recording)
+
+    def recording_dot(a, b, *args, **kwargs):       # the operands of each product
+        products.append((np.ndim(a), np.shape(b)))
+        return dot(a, b, *args, **kwargs)
+    monkeypatch.setattr(drivers.kernels, "start_rows", recording_start)
+    monkeypatch.setattr(drivers.np, "dot", recording_dot)
     cold = engine.solve(h, y)
+    first_cold = products[0]
     # a warm start at the same all-ones scalings takes the per-row product
     ones = np.ones_like(h)
+    products.clear()
     warm = engine.solve(h, y, init=(ones, ones))
     assert shared == [True, False]
+    assert first_cold == (1, (K, K)) and products[0] == (2, (K, K))
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     for name in ("loss", "grad", "transport_cost", "u", "v", "err"):
         np.testing.assert_allclose(getattr(cold, name), getattr(warm, name), rtol=rtol,

@@ -272,3 +272,19 @@ def test_scan_and_training_targets_record_the_label_of_one_hot_rows():
     assert classes.tolist() == ["a", "b", "c"]
     assert targets.last_nonzero.tolist() == [1, 0, 2, 1]
     assert targets.take(np.array([2, 0])).last_nonzero.tolist() == [2, 1]
+
+
+def test_renormalize_rejects_a_mass_whose_inverse_overflows():
+    M = snb.ground_metric.ordinal(6)
+    h = np.full((2, 6), 1 / 6)
+    h[1] = 1e-310                      # mass 6e-310: 1 / mass is not a float64
+    y = np.eye(6)[[0, 3]]
+    with pytest.raises(ValueError, match="h row 1 has total mass 6e-310, too small to "
+                                         "renormalize"):
+        snb.sinkhorn(h, y, M, 5.0, renormalize=True)
+    with pytest.raises(ValueError, match="y row 0 has total mass"):
+        snb.sinkhorn(y, h[::-1] * 1.0, M, 5.0, renormalize=True)
+    # small masses whose inverse is finite are renormalized as usual
+    r = snb.sinkhorn(h * 1e-290 + 1e-300, y * 1e-300, M, 5.0, renormalize=True)
+    np.testing.assert_allclose(r.loss, snb.sinkhorn(np.full((2, 6), 1 / 6), y, M, 5.0).loss,
+                               rtol=1e-12)
