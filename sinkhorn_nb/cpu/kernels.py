@@ -135,6 +135,7 @@ def start_rows(q, start, rows, warm, out):
 
 @compiled
 def count_zeros(x):
+    """Number of zero entries of ``x`` (vectorized)."""
     zeros = 0
     for j in range(x.size):
         zeros += x[j] == 0
