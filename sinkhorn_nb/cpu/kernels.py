@@ -112,10 +112,14 @@ def ratio_update(p, a, exponent, out):
 
 @compiled
 def start_scaling(q, start, warm, out):
-    """``out = start`` (``warm``) or 1 on the support of ``q``, 0 off it."""
+    """``out = start`` (``warm``) or 1 on the support of ``q``, 0 off it; returns
+    the number of zeros of ``q``."""
     zero = out.dtype.type(0)
+    zeros = 0
     for j in range(q.size):
         out[j] = (start[j] if warm else 1) if q[j] != 0 else zero
+        zeros += q[j] == 0
+    return zeros
 
 
 @compiled
@@ -125,21 +129,10 @@ def start_rows(q, start, rows, warm, out):
     Returns True when every row starts at all ones (a cold start where no
     entry of ``q`` is zero): the rows then share their first product.
     """
-    ones = not warm
-    for k in range(rows.size):
-        start_scaling(q[rows[k]], start[rows[k]], warm, out[k])
-        if ones:
-            ones = count_zeros(q[rows[k]]) == 0
-    return ones
-
-
-@compiled
-def count_zeros(x):
-    """Number of zero entries of ``x`` (vectorized)."""
     zeros = 0
-    for j in range(x.size):
-        zeros += x[j] == 0
-    return zeros
+    for k in range(rows.size):
+        zeros += start_scaling(q[rows[k]], start[rows[k]], warm, out[k])
+    return not warm and zeros == 0
 
 
 @compiled
