@@ -85,10 +85,6 @@ def format_row(r):
             f"{r['expected_distance']:>13.3f}{r['fit_seconds']:>9.2f}s")
 
 
-def format_table(rows):
-    return "\n".join([HEADER] + [format_row(r) for r in rows])
-
-
 def plot_profiles(profiles, path):
     """PNG: average predicted probability of each digit, for a few true digits."""
     import matplotlib

@@ -151,7 +151,7 @@ def check_finite_nonnegative(arr, name):
     flat = np.ascontiguousarray(arr).reshape(-1)
     if flat.dtype.kind != "f":
         flat = flat.astype(np.float64)
-    total, negative, _ = _row_summary(flat)
+    total, negative = _row_summary(flat)
     if not np.isfinite(total) and not _all_finite(flat):
         raise ValueError(f"{name} contains NaN or infinite values")
     if negative:
@@ -241,16 +241,14 @@ class Measures:
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
 def _row_summary(x):
-    """Sum, number of negative entries and of non-zeros of a row (vectorized)."""
+    """Sum and number of negative entries of a 1-D array (vectorized)."""
     total = 0.0
     negative = 0
-    nonzero = 0
     for j in range(x.size):
         value = x[j]
         total += value
         negative += value < 0
-        nonzero += value != 0
-    return total, negative, nonzero
+    return total, negative
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
