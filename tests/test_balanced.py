@@ -170,6 +170,32 @@ def test_one_hot_closed_form_with_zero_and_subnormal_entries(dtype, K):
 
 
 @pytest.mark.parametrize("K", [12, 80])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_hot_closed_form_reads_negative_zero_as_zero(dtype, K):
+    # -0.0 passes validation (it is not negative); its bits are the smallest
+    # integer, so a row holding one must take the corrected path like +0.0
+    M = random_metric(K, 70)
+    h = random_predictions(2, K, 71).astype(dtype)
+    h[:, 4] = 0.0
+    h /= h.sum(axis=1, keepdims=True)
+    y = random_targets("onehot", 2, K, 72).astype(dtype)
+    loss = snb.WassersteinLoss(M, 3.0)
+    value, grad = loss(h, y)
+    negative = h.copy()
+    negative[:, 4] = -0.0
+    assert np.signbit(negative[:, 4]).all()
+    value_neg, grad_neg = loss(negative, y)
+    np.testing.assert_array_equal(value_neg, value)
+    np.testing.assert_array_equal(grad_neg, grad)
+    assert np.isfinite(grad).all()
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for r, j in enumerate(y.argmax(axis=1)):
+        expected_loss, expected_grad = one_hot_reference(h[r], j, M, 3.0)
+        np.testing.assert_allclose(value[r], expected_loss, rtol=rtol)
+        np.testing.assert_allclose(grad[r], expected_grad, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("K", [12, 80])
 @pytest.mark.parametrize("lam", [0.5, 50.0])
 @pytest.mark.parametrize("lam_max_m", [10.0, 1e3])      # 1e3: the gauge is shifted
 def test_one_hot_scalings_reproduce_the_plan(K, lam, lam_max_m):

@@ -20,6 +20,10 @@ from .kernels import (combine_rows, compiled, dot, dot3, parallel, positive_fini
                       row_status, start_scaling)
 from .logarithm import is_subnormal_bits, log_of_bits
 
+#: Reductions over a row may be reassociated (so that they vectorize); products
+#: may contract into FMAs.  Infinities and NaN keep their meaning.
+reduction = njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "nsz"})
+
 
 @compiled
 def centre(grad, r, alpha_sum, lam):
@@ -110,52 +114,79 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
             v[r, i] = np.exp(log_v[k, i] + shift)
 
 
+@reduction
+def log_row(bits, mantissa_bits, bias, r, out):
+    """``out[r] = log h[r]`` by :func:`~sinkhorn_nb.cpu.logarithm.log_of_bits`
+    (vectorized) from the bits of ``h``; returns the sum of the row and its
+    smallest bit pattern.  The row is right (each logarithm within 1 ulp) when
+    that pattern is at least ``1 << mantissa_bits``, every entry a positive
+    normal number; otherwise :func:`settle_log_row` must correct it."""
+    total = 0.0
+    smallest = bits[r, 0]
+    for i in range(bits.shape[1]):
+        value = log_of_bits(bits[r, i], mantissa_bits, bias)
+        out[r, i] = value
+        total += value
+        smallest = min(smallest, bits[r, i])
+    return total, smallest
+
+
 @compiled
-def log_row(h, bits, mantissa_bits, bias, r, out):
-    """``out[r] = log h[r]`` where ``h[r] > 0`` (other entries are left finite
-    and meaningless): :func:`~sinkhorn_nb.cpu.logarithm.log_of_bits`, vectorized,
-    with ``np.log`` for the rare subnormal entries."""
-    subnormal = 0
+def settle_log_row(h, bits, mantissa_bits, r, log_h):
+    """Make ``log_h[r]`` the logarithm of ``h[r]`` read as 0 where ``h_ri = 0``
+    (``log_h[r]`` holds ``log h[r]`` where ``h[r]`` is positive and normal; the
+    rare subnormal entries are recomputed by ``np.log``); returns its sum."""
+    total = 0.0
     for i in range(h.shape[1]):
-        out[r, i] = log_of_bits(bits[r, i], mantissa_bits, bias)
-        subnormal += 1 if is_subnormal_bits(bits[r, i], mantissa_bits) and h[r, i] > 0 else 0
-    if subnormal:
-        for i in range(h.shape[1]):
-            if is_subnormal_bits(bits[r, i], mantissa_bits) and h[r, i] > 0:
-                out[r, i] = np.log(np.float64(h[r, i]))
+        value = 0.0
+        if h[r, i] > 0:
+            value = (np.log(np.float64(h[r, i])) if is_subnormal_bits(bits[r, i], mantissa_bits)
+                     else np.float64(log_h[r, i]))
+        log_h[r, i] = value
+        total += value
+    return total
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "nsz"})
-def one_hot_potential(h, M_T, r, j, lam, grad):
-    """``grad[r, i] = lam M_ij + 1 + log h_ri`` from ``grad[r] = log h[r]`` (the
-    log read as 0 where ``h_ri = 0``), in place; returns ``<h[r], M[:, j]>``,
-    ``sum_i h_ri log h_ri`` and the sum of the new ``grad[r]``."""
+@reduction
+def one_hot_gradient(h, M_T, r, j, column_sum, log_sum, lam, grad):
+    r"""The centred gradient of row ``r`` with label ``j`` from ``grad[r] = log h[r]``
+    (0 where ``h_ri = 0``), in place; returns ``<h[r], M[:, j]>`` and
+    ``sum_i h_ri log h_ri``.
+
+    With :math:`\alpha_i = \lambda M_{ij} + 1 + \log h_i`, the centred gradient is
+    :math:`(\alpha_i - \bar\alpha)/\lambda = M_{ij} + \log h_i / \lambda - c`
+    with :math:`c = \sum_i M_{ij} / K + \sum_i \log h_i / (\lambda K)`: one pass,
+    given ``column_sum`` :math:`= \sum_i M_{ij}` and ``log_sum``
+    :math:`= \sum_i \log h_i`.
+    """
+    K = h.shape[1]
+    scale = 1.0 / lam
+    c = column_sum / K + log_sum / K * scale
     transport = 0.0
     entropy = 0.0
-    alpha_sum = 0.0
-    for i in range(h.shape[1]):
-        log_h = np.float64(grad[r, i]) if h[r, i] > 0 else 0.0
-        alpha = lam * M_T[j, i] + 1.0 + log_h
-        grad[r, i] = alpha
-        alpha_sum += alpha
-        entropy += h[r, i] * log_h
+    for i in range(K):
+        log_h = np.float64(grad[r, i])
         transport += h[r, i] * M_T[j, i]
-    return transport, entropy, alpha_sum
+        entropy += h[r, i] * log_h
+        grad[r, i] = M_T[j, i] + log_h * scale - c
+    return transport, entropy
 
 
 @compiled
-def one_hot_scalings(h, alpha, M_T, G_T, r, j, divide, direct, lam, limit, top_bound, u, v):
-    """Scalings of row ``r`` with label ``j`` from ``alpha = log u`` (before
-    centring): ``u = h / G[:, j]`` with ``divide``, else
-    ``h e^{lam M[:, j] + 1}`` when ``direct`` (it cannot overflow), else
-    ``e^alpha``; ``v = e_j``.  The gauge is shifted when ``log u`` would
-    overflow, which ``top_bound >= max(alpha)`` rules out below ``limit``."""
+def one_hot_scalings(h, log_h, M_T, G_T, r, j, divide, direct, lam, limit, top_bound, u, v):
+    """Scalings of row ``r`` with label ``j`` from ``log_h[r] = log h[r]``:
+    ``u = h / G[:, j]`` with ``divide``, else ``h e^{lam M[:, j] + 1}`` when
+    ``direct`` (it cannot overflow), else ``e^alpha`` with
+    ``alpha = log u = lam M[:, j] + 1 + log h``; ``v = e_j``.  The gauge is
+    shifted when ``log u`` would overflow, which ``top_bound >= max(alpha)``
+    rules out below ``limit``."""
     K = h.shape[1]
     shift = 0.0
     if top_bound > limit:
         top_u = -np.inf
         for i in range(K):
-            top_u = max(top_u, alpha[r, i] if h[r, i] > 0 else -np.inf)
+            if h[r, i] > 0:
+                top_u = max(top_u, lam * M_T[j, i] + 1.0 + log_h[r, i])
         shift = gauge_shift(top_u, 0.0, limit)
     if shift == 0.0 and divide:
         for i in range(K):
@@ -165,16 +196,18 @@ def one_hot_scalings(h, alpha, M_T, G_T, r, j, divide, direct, lam, limit, top_b
             u[r, i] = h[r, i] * np.exp(lam * M_T[j, i] + 1.0)
     else:
         for i in range(K):
-            u[r, i] = np.exp(alpha[r, i] - shift) if h[r, i] > 0 else 0.0
+            alpha = lam * M_T[j, i] + 1.0 + log_h[r, i]
+            u[r, i] = np.exp(alpha - shift) if h[r, i] > 0 else 0.0
     for i in range(K):
         v[r, i] = 0
     v[r, j] = np.exp(shift) if shift != 0.0 else 1.0
 
 
 @parallel
-def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, G_T, divide, lam,
-                 lam_max_m, limit, scalings, rows, loss, grad, cost, u, v, n_iter, err, status):
-    """Closed form for targets with a single non-zero entry ``j = label[r]``.
+def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, column_sums, G_T,
+                 divide, lam, lam_max_m, limit, scalings, rows, loss, grad, cost, u, v, n_iter,
+                 err, status):
+    r"""Closed form for targets with a single non-zero entry ``j = label[r]``.
 
     The only feasible plan is ``T = h e_j^T``; with ``v_j = 1``,
     ``u_i = h_i / G_ij``, so ``log u_i = log h_i + lam M_ij + 1``,
@@ -184,24 +217,31 @@ def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, G_T, div
     (:func:`log_row`, with ``bits``, ``mantissa_bits``, ``bias`` from
     :func:`~sinkhorn_nb.cpu.logarithm.float_bits`), so that each row is read
     from memory once; otherwise ``grad`` holds ``log h`` on ``rows`` already
-    (one NumPy pass over the batch, faster for short rows).  With ``scalings``,
-    ``u`` and ``v`` are formed (:func:`one_hot_scalings`; ``divide``: ``G_T`` is
+    (one NumPy pass over the batch, faster for short rows).  Rows with zero or
+    subnormal entries are then corrected (:func:`settle_log_row`), and
+    :func:`one_hot_gradient` turns the logarithms into the centred gradient
+    (``column_sums[j]`` is :math:`\sum_i M_{ij}`).  With ``scalings``, ``u`` and
+    ``v`` are formed first (:func:`one_hot_scalings`; ``divide``: ``G_T`` is
     built and accurate; ``lam_max_m`` is ``lam * max(M)``; ``mass`` holds the
     row masses, and ``h_i <= mass`` bounds ``log u``); without, those rows are
     left untouched.
     """
     direct = lam_max_m + 1.0 <= limit
+    smallest_normal = 1 << mantissa_bits        # bits of the smallest positive normal
     for k in prange(rows.size):
         r = rows[k]
         j = label[r]
+        log_sum, smallest = 0.0, 0
         if fused:
-            log_row(h, bits, mantissa_bits, bias, r, grad)
-        transport, entropy, alpha_sum = one_hot_potential(h, M_T, r, j, lam, grad)
+            log_sum, smallest = log_row(bits, mantissa_bits, bias, r, grad)
+        if not smallest >= smallest_normal:     # NumPy's logs, zeros or subnormals
+            log_sum = settle_log_row(h, bits, mantissa_bits, r, grad)
         if scalings:
             top_bound = lam_max_m + 1.0 + np.log(mass[r])
             one_hot_scalings(h, grad, M_T, G_T, r, j, divide, direct, lam, limit, top_bound,
                              u, v)
-        centre(grad, r, alpha_sum, lam)
+        transport, entropy = one_hot_gradient(h, M_T, r, j, column_sums[j], log_sum, lam,
+                                              grad)
         loss[r] = transport + entropy / lam
         cost[r] = transport
         n_iter[r] = 0
