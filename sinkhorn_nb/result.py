@@ -84,6 +84,8 @@ def warn_if_not_converged(status, tol, max_iter, what):
     """One :class:`~sklearn.exceptions.ConvergenceWarning` per call for rows that
     did not converge: rows that reached ``max_iter`` (never with ``tol=0``) and
     rows whose outputs are not finite (always)."""
+    if not status.any():        # every row converged (CONVERGED is 0)
+        return
     failed = int(np.count_nonzero(status == FAILED))
     slow = int(np.count_nonzero(status != 0)) - failed if tol > 0 else 0
     if not (failed or slow):

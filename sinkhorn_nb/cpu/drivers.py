@@ -109,9 +109,9 @@ def _closed_forms(measures, kernel, gammas, result, status, scalings):
         closed = measures.support == 1
     else:
         closed = (measures.mass_h == 0) | (measures.mass_y == 0)
-    if not closed.any():
-        return np.arange(h.shape[0])
     rows = np.flatnonzero(closed)
+    if not rows.size:
+        return np.arange(h.shape[0])
     with passes_on_one_thread(rows.size * h.shape[1]):
         if gammas is None:
             # u = h / G: worth building G (K^2 vectorized exponentials) for a batch
@@ -131,7 +131,7 @@ def _closed_forms(measures, kernel, gammas, result, status, scalings):
         else:
             relaxed.empty_rows(h, y, *gammas, rows, r.loss, r.grad, r.transport_cost, r.u,
                                r.v, r.n_iter, r.err, status)
-    return np.flatnonzero(~closed)
+    return rows[:0] if rows.size == h.shape[0] else np.flatnonzero(~closed)
 
 
 def _iterate(measures, kernel, gammas, controls, tol, init, rows, result, status):
