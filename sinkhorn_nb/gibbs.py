@@ -60,8 +60,8 @@ class GibbsKernel:
 
     Every array is computed on first access and kept: a batch of one-hot
     balanced targets needs only ``M_T`` and ``M_T_sums``, a batch of sparse
-    targets only ``G_T`` and ``GM_T``.  A symmetric metric (the usual case) shares each array with its
-    transpose instead of storing it twice.
+    targets only ``G_T`` and ``GM_T``.  A symmetric metric (the usual case)
+    shares each array with its transpose instead of storing it twice.
     """
 
     def __init__(self, M, lam, dtype):
