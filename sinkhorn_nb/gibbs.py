@@ -52,14 +52,14 @@ class GibbsKernel:
         :math:`G^\top u` and ``V @ G_T`` for :math:`G v`).
     GM_T : ndarray of shape (K, K)
         ``(G * M).T``, for the transport cost :math:`\langle T, M\rangle`.
-    M_T_sums : ndarray of shape (K,), float64
-        Row sums of ``M_T``, :math:`\sum_i M_{ij}` for each label ``j`` (the
+    M_column_sums : ndarray of shape (K,), float64
+        :math:`\sum_i M_{ij}` for each label ``j`` (the row sums of ``M_T``; the
         one-hot closed form centres its gradient with them).
     lam_max_m : float
         ``lam * max(M)``, which decides the path.
 
     Every array is computed on first access and kept: a batch of one-hot
-    balanced targets needs only ``M_T`` and ``M_T_sums``, a batch of sparse
+    balanced targets needs only ``M_T`` and ``M_column_sums``, a batch of sparse
     targets only ``G_T`` and ``GM_T``.  A symmetric metric (the usual case)
     shares each array with its transpose instead of storing it twice.
     """
@@ -91,8 +91,9 @@ class GibbsKernel:
         return self.M if self.symmetric else self.M64_T.astype(self.dtype, copy=False)
 
     @cached_property
-    def M_T_sums(self):
-        """Row sums of ``M_T`` (the column sums of ``M``), accumulated in float64."""
+    def M_column_sums(self):
+        """Column sums of ``M`` in this dtype's values (the row sums of ``M_T``),
+        accumulated in float64."""
         return self.M_T.sum(axis=1, dtype=np.float64)
 
     @cached_property

@@ -188,6 +188,8 @@ def test_one_hot_closed_form_reads_negative_zero_as_zero(dtype, K):
     np.testing.assert_array_equal(value_neg, value)
     np.testing.assert_array_equal(grad_neg, grad)
     assert np.isfinite(grad).all()
+    u = loss.solve(negative, y).u           # u = h / G[:, j] (K=12), h e^{lam M + 1} (K=80)
+    assert u[:, 4].tolist() == [0.0, 0.0] and not np.signbit(u).any()
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     for r, j in enumerate(y.argmax(axis=1)):
         expected_loss, expected_grad = one_hot_reference(h[r], j, M, 3.0)

@@ -38,6 +38,19 @@ def test_interval_is_the_student_t_interval():
     assert interval([5.0]) == (5.0, 5.0, 5.0)
 
 
+def test_progress_writes_whole_lines_when_stderr_is_not_a_terminal(capsys):
+    # a bar's carriage returns would garble a log: off a terminal, one line per step
+    from sinkhorn_nb.experiments.outputs import Progress
+    progress = Progress(2, "demo")
+    progress.step("first")
+    progress.print("| row |")
+    progress.close()
+    out, err = capsys.readouterr()
+    assert progress.bar is None
+    assert out == "| row |\n"
+    assert err.startswith("[demo] 1/2 first (")
+
+
 def test_noise_switches_labels_to_near_classes():
     X, y_noisy, _, _, M = noise.make_problem(6, 1.0, 300, 10, seed=0)
     _, y_clean, _, _, _ = noise.make_problem(6, 0.0, 300, 10, seed=0)

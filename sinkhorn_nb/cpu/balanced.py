@@ -13,16 +13,12 @@ c-transform), so that the centring stays defined.  Every kernel writes the rows
 ``rows`` of the caller's result arrays.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..core import CONVERGED, FAILED
 from .kernels import (combine_rows, compiled, dot, dot3, parallel, positive_finite,
-                      row_status, start_scaling)
+                      reduction, row_status, start_scaling)
 from .logarithm import is_subnormal_bits, log_of_bits
-
-#: Reductions over a row may be reassociated (so that they vectorize); products
-#: may contract into FMAs.  Infinities and NaN keep their meaning.
-reduction = njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "nsz"})
 
 
 @compiled
@@ -117,22 +113,26 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
 @reduction
 def log_row(bits, mantissa_bits, bias, r, out):
     """``out[r] = log h[r]`` by :func:`~sinkhorn_nb.cpu.logarithm.log_of_bits`
-    (vectorized) from the bits of ``h``; returns the sum of the row and its
-    smallest bit pattern.  The row is right (each logarithm within 1 ulp) when
-    that pattern is at least ``1 << mantissa_bits``, every entry a positive
-    normal number; otherwise :func:`settle_log_row` must correct it."""
+    (vectorized) from the bits of ``h``; returns the sum of the row's
+    logarithms and the row's smallest bit pattern, read as a signed integer.
+
+    The row is right (each logarithm within 1 ulp) when that pattern is at least
+    ``1 << mantissa_bits``: every entry is then a positive normal number.  A
+    zero, a subnormal entry or ``-0.0`` (whose sign bit makes its pattern the
+    most negative integer) falls below it, and :func:`correct_log_row` must
+    correct the row."""
     total = 0.0
-    smallest = bits[r, 0]
+    smallest_bits = bits[r, 0]
     for i in range(bits.shape[1]):
         value = log_of_bits(bits[r, i], mantissa_bits, bias)
         out[r, i] = value
         total += value
-        smallest = min(smallest, bits[r, i])
-    return total, smallest
+        smallest_bits = min(smallest_bits, bits[r, i])
+    return total, smallest_bits
 
 
 @compiled
-def settle_log_row(h, bits, mantissa_bits, r, log_h):
+def correct_log_row(h, bits, mantissa_bits, r, log_h):
     """Make ``log_h[r]`` the logarithm of ``h[r]`` read as 0 where ``h_ri = 0``
     (``log_h[r]`` holds ``log h[r]`` where ``h[r]`` is positive and normal; the
     rare subnormal entries are recomputed by ``np.log``); returns its sum."""
@@ -190,10 +190,10 @@ def one_hot_scalings(h, log_h, M_T, G_T, r, j, divide, direct, lam, limit, top_b
         shift = gauge_shift(top_u, 0.0, limit)
     if shift == 0.0 and divide:
         for i in range(K):
-            u[r, i] = h[r, i] / G_T[j, i]
+            u[r, i] = h[r, i] / G_T[j, i] if h[r, i] > 0 else 0.0
     elif shift == 0.0 and direct:
         for i in range(K):
-            u[r, i] = h[r, i] * np.exp(lam * M_T[j, i] + 1.0)
+            u[r, i] = h[r, i] * np.exp(lam * M_T[j, i] + 1.0) if h[r, i] > 0 else 0.0
     else:
         for i in range(K):
             alpha = lam * M_T[j, i] + 1.0 + log_h[r, i]
@@ -204,7 +204,7 @@ def one_hot_scalings(h, log_h, M_T, G_T, r, j, divide, direct, lam, limit, top_b
 
 
 @parallel
-def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, column_sums, G_T,
+def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, M_column_sums, G_T,
                  divide, lam, lam_max_m, limit, scalings, rows, loss, grad, cost, u, v, n_iter,
                  err, status):
     r"""Closed form for targets with a single non-zero entry ``j = label[r]``.
@@ -217,10 +217,11 @@ def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, column_s
     (:func:`log_row`, with ``bits``, ``mantissa_bits``, ``bias`` from
     :func:`~sinkhorn_nb.cpu.logarithm.float_bits`), so that each row is read
     from memory once; otherwise ``grad`` holds ``log h`` on ``rows`` already
-    (one NumPy pass over the batch, faster for short rows).  Rows with zero or
-    subnormal entries are then corrected (:func:`settle_log_row`), and
+    (one NumPy pass over the batch, faster for short rows).  Rows with a zero,
+    ``-0.0`` or subnormal entry, and every row whose logarithms came from NumPy,
+    are then corrected (:func:`correct_log_row`), and
     :func:`one_hot_gradient` turns the logarithms into the centred gradient
-    (``column_sums[j]`` is :math:`\sum_i M_{ij}`).  With ``scalings``, ``u`` and
+    (``M_column_sums[j]`` is :math:`\sum_i M_{ij}`).  With ``scalings``, ``u`` and
     ``v`` are formed first (:func:`one_hot_scalings`; ``divide``: ``G_T`` is
     built and accurate; ``lam_max_m`` is ``lam * max(M)``; ``mass`` holds the
     row masses, and ``h_i <= mass`` bounds ``log u``); without, those rows are
@@ -231,17 +232,19 @@ def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, column_s
     for k in prange(rows.size):
         r = rows[k]
         j = label[r]
-        log_sum, smallest = 0.0, 0
+        # (in float32, log_sum adds the logarithms before they are rounded into
+        # grad: the gradient's sum is off by float32 rounding, as it would be anyway)
+        log_sum, smallest_bits = 0.0, 0
         if fused:
-            log_sum, smallest = log_row(bits, mantissa_bits, bias, r, grad)
-        if not smallest >= smallest_normal:     # NumPy's logs, zeros or subnormals
-            log_sum = settle_log_row(h, bits, mantissa_bits, r, grad)
+            log_sum, smallest_bits = log_row(bits, mantissa_bits, bias, r, grad)
+        if not smallest_bits >= smallest_normal:    # NumPy's logs, zeros or subnormals
+            log_sum = correct_log_row(h, bits, mantissa_bits, r, grad)
         if scalings:
             top_bound = lam_max_m + 1.0 + np.log(mass[r])
             one_hot_scalings(h, grad, M_T, G_T, r, j, divide, direct, lam, limit, top_bound,
                              u, v)
-        transport, entropy = one_hot_gradient(h, M_T, r, j, column_sums[j], log_sum, lam,
-                                              grad)
+        transport, entropy = one_hot_gradient(h, M_T, r, j, M_column_sums[j], log_sum,
+                                              lam, grad)
         loss[r] = transport + entropy / lam
         cost[r] = transport
         n_iter[r] = 0

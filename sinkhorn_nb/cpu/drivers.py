@@ -124,7 +124,7 @@ def _closed_forms(measures, kernel, gammas, result, status, scalings):
                 _log_on_rows(h, rows, r.grad)
             u, v = (r.u, r.v) if scalings else (G_T, G_T)      # (not touched then)
             balanced.one_hot_rows(h, *float_bits(h), fused, measures.last_nonzero,
-                                  measures.mass_h, kernel.M_T, kernel.M_T_sums, G_T, divide,
+                                  measures.mass_h, kernel.M_T, kernel.M_column_sums, G_T, divide,
                                   kernel.lam, kernel.lam_max_m, gauge_limit(h.dtype), scalings,
                                   rows, r.loss, r.grad, r.transport_cost, u, v, r.n_iter,
                                   r.err, status)

@@ -44,6 +44,10 @@ from ..core import CONVERGED, FAILED, MAX_ITER
 #: the element-wise loops vectorize.
 compiled = njit(cache=True, error_model="numpy")
 parallel = njit(cache=True, parallel=True, error_model="numpy")
+#: Kernels whose reductions over a row must vectorize: sums may be reassociated,
+#: products contracted into FMAs and the sign of a zero ignored; infinities and
+#: NaN keep their meaning.
+reduction = njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "nsz"})
 
 
 @compiled

@@ -19,8 +19,11 @@ where :math:`R` is fdlibm's degree-7 minimax polynomial (error below
 exact logarithm.  Float32 inputs are decoded from their 32-bit pattern and the
 logarithm is computed in float64.
 
-Zero, subnormal, infinite and NaN inputs are outside the method: callers test
-``x > 0`` and :func:`is_subnormal_bits` and take ``np.log`` there.
+Zero, subnormal, infinite and NaN inputs are outside the method: callers take
+``np.log`` there, after testing each entry (``x > 0`` and
+:func:`is_subnormal_bits`) or, for a whole row of non-negative values, its
+smallest bit pattern (below ``1 << mantissa_bits`` when some entry is zero,
+``-0.0`` or subnormal).
 """
 import numpy as np
 from numba import njit

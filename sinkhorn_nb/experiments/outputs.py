@@ -53,9 +53,10 @@ def interval(values, level=0.95):
 
 
 class Progress:
-    """Progress over ``total`` steps: a tqdm bar on stderr when tqdm is installed
-    (it is in the ``demo`` and ``experiments`` extras), else one line per step;
-    :meth:`print` writes a finished row to stdout, under the bar."""
+    """Progress over ``total`` steps: a tqdm bar on stderr when stderr is a
+    terminal and tqdm is installed (it is in the ``demo`` and ``experiments``
+    extras), else one line per step (readable in a log); :meth:`print` writes a
+    finished row to stdout, under the bar."""
 
     def __init__(self, total, description, enabled=True):
         self.start = time.perf_counter()
@@ -64,7 +65,7 @@ class Progress:
         self.done = 0
         self.enabled = enabled
         self.bar = None
-        if enabled:
+        if enabled and sys.stderr.isatty():
             try:
                 from tqdm import tqdm
             except ImportError:
