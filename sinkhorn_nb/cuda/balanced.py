@@ -162,9 +162,9 @@ def one_hot_rows(h, label, M_T, G_T, divide, lam, lam_max_m, limit, rows, loss, 
     direct = lam_max_m + 1.0 <= limit
     for i in range(cuda.threadIdx.x, K, cuda.blockDim.x):
         if shift == 0.0 and divide:
-            u[r, i] = h[r, i] / G_T[j, i]
+            u[r, i] = h[r, i] / G_T[j, i] if h[r, i] > 0 else 0.0
         elif shift == 0.0 and direct:
-            u[r, i] = h[r, i] * math.exp(lam * M_T[j, i] + 1.0)
+            u[r, i] = h[r, i] * math.exp(lam * M_T[j, i] + 1.0) if h[r, i] > 0 else 0.0
         else:
             u[r, i] = exp_or_inf(grad[r, i] - shift) if h[r, i] > 0 else 0.0
         v[r, i] = 0.0

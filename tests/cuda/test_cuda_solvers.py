@@ -70,6 +70,18 @@ def test_float64_parity(variant, kind, method):
     _assert_parity(gpu, cpu, 1e-10)
 
 
+def test_one_hot_scalings_are_positive_zero_where_h_is_negative_zero():
+    h, y, M = _problem("onehot", 3, 7, 4)
+    h[:, 2] = 0.0
+    h /= h.sum(axis=1, keepdims=True)
+    h[:, 2] = -0.0                 # not negative for validation: read as 0
+    gpu = _solve("balanced", h, y, M, 2.0, "cuda")
+    cpu = _solve("balanced", h, y, M, 2.0, "cpu")
+    _assert_parity(gpu, cpu, 1e-10)
+    for result in (gpu, cpu):
+        assert result.u[:, 2].tolist() == [0.0] * 3 and not np.signbit(result.u).any()
+
+
 @pytest.mark.parametrize("variant", ["balanced", "relaxed"])
 @pytest.mark.parametrize("kind, method", [("dense", "auto"), ("sparse", "auto"),
                                           ("onehot", "auto"), ("mixed", "auto"),
