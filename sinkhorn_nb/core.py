@@ -2,6 +2,7 @@
 
 Everything here is plain Python and NumPy: both :mod:`sinkhorn_nb.cpu` and
 :mod:`sinkhorn_nb.cuda` import it, and neither backend imports the other.
+Which path each row takes is decided in :mod:`sinkhorn_nb.routing` alone.
 Numba freezes module globals into compiled code, so kernels receive these
 values as arguments instead of reading them.
 """
@@ -18,31 +19,12 @@ F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 #: Default per-row tolerance on the relative marginal error, per compute dtype.
 DEFAULT_TOL = {F64: 1e-9, F32: 1e-5}
 
-#: Largest ``lam * max(M)`` for which ``method="auto"`` runs the multiplicative
-#: path: beyond it the scalings can overflow and the entries of ``G`` lose
-#: relative precision.  float64 keeps ``exp(-301) ~ 1e-131``, far above
-#: underflow; float32 keeps ``exp(-31) ~ 3e-14``.
-MULTIPLICATIVE_LIMIT = {F64: 300.0, F32: 30.0}
-
 #: Largest ``lam * max(M)`` accepted at all.  The plan's entries are
 #: ``exp(log u_i + log v_j - lam M_ij - 1)``; float64 resolves ``lam M_ij`` only
 #: to ``2.2e-16 * lam * max(M)``, so beyond ``1e8`` the exponents (hence the
 #: plan, the loss and the stopping test) lose precision that no iteration can
 #: recover.  Use :func:`sinkhorn_nb.exact_wasserstein` for the unregularized value.
 LAM_M_LIMIT = 1e8
-
-#: A target row takes the sparse path when it has at most this fraction of ``K``
-#: non-zeros: the gathered products cost ``2 K s`` per iteration against the
-#: ``2 K^2`` of the dense BLAS path, which runs a few times more flops per second.
-SPARSE_FRACTION = 0.125
-
-#: Balanced rows whose target has at most this many non-zeros (and at least 2)
-#: are solved by Newton's method on the semi-dual when ``method="auto"`` and
-#: ``tol > 0``: ``s`` unknowns, a Newton step costs ``O(K s^2)``, and it
-#: converges in a handful of steps where Sinkhorn can need hundreds (when the
-#: prediction nearly matches the target the labels of the support are weakly
-#: coupled, which Sinkhorn resolves slowly).
-NEWTON_MAX_SUPPORT = 8
 
 #: Batches with fewer entries ``n * K`` run the CPU's single-pass kernels (closed
 #: forms, outputs) on one thread: a pass over a million entries takes about a
@@ -69,24 +51,6 @@ def compute_dtype(*dtypes):
     """
     dtype = np.result_type(*dtypes, np.float32)
     return F32 if dtype == F32 else F64
-
-
-def relaxed_exponents(lam, gamma_a, gamma_b):
-    """``a = gamma_a lam / (gamma_a lam + 1)`` and ``b`` likewise (Proposition 4.2)."""
-    return gamma_a * lam / (gamma_a * lam + 1.0), gamma_b * lam / (gamma_b * lam + 1.0)
-
-
-def sparse_rows(support, n_labels):
-    """Mask of the rows whose target support (``support`` non-zeros of
-    ``n_labels``) is small enough for the sparse path."""
-    return support <= SPARSE_FRACTION * n_labels
-
-
-def uses_newton(balanced, method, tol):
-    """Whether balanced rows with small target supports take Newton's method: with
-    ``method="auto"`` and ``tol > 0`` (``tol = 0`` runs exactly ``max_iter``
-    Sinkhorn iterations)."""
-    return balanced and method == "auto" and tol > 0
 
 
 _GAUGE_LIMITS = {np.dtype(t): 0.9 * float(np.log(np.finfo(t).max))

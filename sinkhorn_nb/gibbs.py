@@ -8,8 +8,6 @@ from functools import cached_property
 import numpy as np
 from numba import njit
 
-from .core import MULTIPLICATIVE_LIMIT
-
 
 @njit(cache=True)
 def is_symmetric(A, block=64):
@@ -56,7 +54,7 @@ class GibbsKernel:
         :math:`\sum_i M_{ij}` for each label ``j`` (the row sums of ``M_T``; the
         one-hot closed form centres its gradient with them).
     lam_max_m : float
-        ``lam * max(M)``, which decides the path.
+        ``lam * max(M)`` (the plan routes on it, :mod:`sinkhorn_nb.routing`).
 
     Every array is computed on first access and kept: a batch of one-hot
     balanced targets needs only ``M_T`` and ``M_column_sums``, a batch of sparse
@@ -127,20 +125,28 @@ class GibbsKernel:
     def n_labels(self):
         return self.M64.shape[0]
 
-    def multiplicative_is_safe(self):
-        """True when ``lam * max(M)`` is within
-        :data:`~sinkhorn_nb.core.MULTIPLICATIVE_LIMIT` for this dtype."""
-        return self.lam_max_m <= MULTIPLICATIVE_LIMIT[self.dtype]
 
-    def on_device(self):
-        """The device copies (a :class:`sinkhorn_nb.cuda.drivers.DeviceGibbsKernel`),
-        built on first use; needs numba-cuda."""
-        if getattr(self, "_device", None) is None:
-            from .cuda.drivers import DeviceGibbsKernel
-            self._device = DeviceGibbsKernel(self)
-        return self._device
+class GibbsKernels:
+    """The :class:`GibbsKernel` of one ``(M, lam)`` per compute dtype, built on first
+    use, and (``device``) a place for a backend to keep its device copies.
+
+    Parameters
+    ----------
+    M : ndarray of shape (K, K), float64
+    lam : float
+    """
+
+    def __init__(self, M, lam):
+        self.M, self.lam = M, lam
+        self._host = {}
+        self.device = {}
+
+    def get(self, dtype):
+        """The :class:`GibbsKernel` for ``dtype`` (built once)."""
+        dtype = np.dtype(dtype)
+        if dtype not in self._host:
+            self._host[dtype] = GibbsKernel(self.M, self.lam, dtype)
+        return self._host[dtype]
 
     def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_device", None)   # device memory does not pickle
-        return state
+        return {"M": self.M, "lam": self.lam, "_host": self._host, "device": {}}

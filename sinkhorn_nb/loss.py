@@ -4,11 +4,12 @@ from dataclasses import replace
 import numpy as np
 
 from .device import resolve_device
-from .gibbs import GibbsKernel
+from .gibbs import GibbsKernels
 from .result import SinkhornResult, warn_if_not_converged
+from .routing import plan_for
 from .validation import (check_bool, check_controls, check_ground_metric, check_init,
                          check_lam, check_lam_times_metric, check_measures,
-                         check_positive_scalar, check_variant, is_device_array)
+                         check_positive_scalar, check_variant)
 
 
 class WassersteinLoss:
@@ -72,7 +73,7 @@ class WassersteinLoss:
         self.device = resolve_device(device)
         self.controls = check_controls(max_iter, tol, check_every, method)
         self.renormalize = check_bool(renormalize, "renormalize")
-        self._kernels = {}
+        self._kernels = GibbsKernels(self.M, self.lam)
 
     max_iter = property(lambda self: self.controls.max_iter)
     tol = property(lambda self: self.controls.tol)
@@ -86,10 +87,7 @@ class WassersteinLoss:
 
     def kernel(self, dtype):
         """The :class:`~sinkhorn_nb.gibbs.GibbsKernel` for ``dtype`` (built once)."""
-        dtype = np.dtype(dtype)
-        if dtype not in self._kernels:
-            self._kernels[dtype] = GibbsKernel(self.M, self.lam, dtype)
-        return self._kernels[dtype]
+        return self._kernels.get(dtype)
 
     def solve(self, h, y, init=None):
         """Full :class:`SinkhornResult` for ``(h, y)`` (validated like :func:`sinkhorn`).
@@ -110,25 +108,33 @@ class WassersteinLoss:
         return result.loss, result.grad
 
     def _solve(self, h, y, init, what, scalings=True):
-        """Validate once, then solve (:meth:`solve_measures`) and warn once."""
-        balanced = self.variant == "balanced"
+        """Validate once, then solve and warn once.
+
+        On the CPU: :func:`~sinkhorn_nb.validation.check_measures`, then
+        :meth:`solve_measures`.  On the GPU one call,
+        :func:`sinkhorn_nb.cuda.drivers.solve_arrays`, validates (on the device
+        for device arrays), plans and solves.
+        """
         K = self.M.shape[0]
-        if self.device == "cuda" and is_device_array(h) and is_device_array(y):
-            from .cuda.drivers import check_device_measures
-            measures = check_device_measures(h, y, K, balanced, self.renormalize,
-                                             self.controls)
+        if self.device == "cuda":
+            from .cuda.drivers import solve_arrays
+            result, status, measures = solve_arrays(
+                h, y, init, self._kernels, self.variant, self.gammas, self.controls,
+                self.renormalize, scalings)
         else:
-            measures = check_measures(h, y, K, balanced, self.renormalize, self.controls)
-        result, status = self.solve_measures(measures, check_init(init, measures), scalings)
+            measures = check_measures(h, y, K, self.variant == "balanced", self.renormalize,
+                                      self.controls)
+            result, status = self.solve_measures(measures, check_init(init, measures),
+                                                 scalings)
         warn_if_not_converged(status, self.controls.tol_for(measures.dtype),
                               self.controls.max_iter, what)
         return result.squeeze() if measures.was_1d else result
 
     def solve_measures(self, measures, init=None, scalings=True):
-        """Solve already validated measures on this engine's device.
+        """Solve already validated host measures on the CPU.
 
         The entry for callers that validated their data once (the estimator's
-        objective, see :mod:`sinkhorn_nb.objective`): no check, no warning.
+        objective): no check, no warning.
 
         Parameters
         ----------
@@ -145,23 +151,19 @@ class WassersteinLoss:
         result : SinkhornResult
             Batched (never squeezed).
         status : ndarray of int64 (n,)
-            Per-row :mod:`sinkhorn_nb.core` status codes (host array).
+            Per-row :mod:`sinkhorn_nb.core` status codes.
         """
-        kernel = self.kernel(measures.dtype)
+        from .cpu import drivers
+        kernel = self._kernels.get(measures.dtype)
         tol = self.controls.tol_for(measures.dtype)
-        if self.device == "cuda":
-            from .cuda import drivers
-            result, status = drivers.solve(measures, kernel.on_device(), self.gammas,
-                                           self.controls, tol, init)
-        else:
-            from .cpu import drivers
-            # one-hot balanced rows need no scalings to work with: when every row
-            # is one and none are wanted (or given), none are allocated
-            allocate = scalings or init is not None or not (
-                self.variant == "balanced" and (measures.support == 1).all())
-            result = SinkhornResult.empty(*measures.shape, measures.dtype, scalings=allocate)
-            status = drivers.solve(measures, kernel, self.gammas, self.controls, tol, init,
-                                   result, scalings)
+        plan = plan_for(measures, kernel, self.variant, self.gammas, self.controls.method, tol,
+                        scalings)
+        # when every row is a closed form and no scalings are wanted (or given),
+        # none are allocated
+        allocate = scalings or init is not None or not (plan.balanced and plan.all_closed)
+        result = SinkhornResult.empty(*measures.shape, measures.dtype, scalings=allocate)
+        status = drivers.solve(measures, kernel, plan, self.controls, tol, init, result,
+                               scalings)
         if not scalings and result.u is not None:
             result = replace(result, u=None, v=None)
         return result, status

@@ -37,7 +37,7 @@ def test_kernel_built_once_per_dtype():
     loss(h, y)
     assert loss.kernel(np.float64) is first
     value32, _ = loss(h.astype(np.float32), y.astype(np.float32))
-    assert value32.dtype == np.float32 and len(loss._kernels) == 2
+    assert value32.dtype == np.float32 and len(loss._kernels._host) == 2
     np.testing.assert_allclose(first.G, np.exp(-5.0 * M - 1.0), rtol=1e-15)
 
 

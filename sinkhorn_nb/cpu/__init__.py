@@ -9,6 +9,6 @@
 * :mod:`~sinkhorn_nb.cpu.logarithm` — a logarithm that vectorizes inside Numba
   loops (for fused passes that need ``log h``).
 """
-from . import balanced, drivers, kernels, logarithm, relaxed
+from . import balanced, drivers, kernels, logarithm, relaxed, scan
 
-__all__ = ["balanced", "drivers", "kernels", "logarithm", "relaxed"]
+__all__ = ["balanced", "drivers", "kernels", "logarithm", "relaxed", "scan"]

@@ -15,10 +15,10 @@ c-transform), so that the centring stays defined.  Every kernel writes the rows
 import numpy as np
 from numba import prange
 
-from ..core import CONVERGED, FAILED
-from .kernels import (combine_rows, compiled, dot, dot3, parallel, positive_finite,
-                      reduction, row_status, start_scaling)
-from .logarithm import is_subnormal_bits, log_of_bits
+from ..core import CONVERGED, FAILED, FUSED_LOG_MIN_LABELS
+from .kernels import (compiled, dot, dot3, parallel, positive_finite, reduction, row_status,
+                      start_scaling)
+from .logarithm import float_bits, is_subnormal_bits, log_of_bits
 
 
 @compiled
@@ -31,15 +31,32 @@ def centre(grad, r, alpha_sum, lam):
         grad[r, i] = (grad[r, i] - mean) * scale
 
 
-@parallel
-def outputs_from_scalings(h, y, u, log_u, log_v, Gv, GTu, lam, rows, loss, grad, status):
+def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, rows, loss, grad, status):
     """Loss and gradient of a multiplicative solve; ``status[r] = FAILED`` where a
     scaling or marginal over/underflowed on the support of its mass.
 
-    ``log_u`` and ``log_v`` hold ``log u`` and ``log v`` (computed by NumPy's
-    vectorized logarithm; ``log_u`` may be ``grad`` itself: each entry is read
-    before it is written).
+    ``log u`` (into ``grad``) and ``log v`` are taken by NumPy's vectorized
+    logarithm, then :func:`outputs_from_log_scalings` forms the outputs.
     """
+    log_u = log_on_rows(u, rows, grad)
+    log_v = log_on_rows(v, rows, np.empty_like(v))
+    outputs_from_log_scalings(h, y, u, log_u, log_v, Gv, GTu, lam, rows, loss, grad, status)
+
+
+def log_on_rows(x, rows, out):
+    """``out[rows] = log x[rows]`` (NumPy's vectorized logarithm); returns ``out``."""
+    with np.errstate(divide="ignore"):
+        if rows.size == x.shape[0]:
+            np.log(x, out=out)
+        else:
+            out[rows] = np.log(x[rows])
+    return out
+
+
+@parallel
+def outputs_from_log_scalings(h, y, u, log_u, log_v, Gv, GTu, lam, rows, loss, grad, status):
+    """:func:`outputs_from_scalings` given ``log_u`` and ``log_v`` (``log_u`` may be
+    ``grad`` itself: each entry is read before it is written)."""
     K = h.shape[1]
     for k in prange(rows.size):
         r = rows[k]
@@ -78,8 +95,8 @@ def gauge_shift(top_u, top_v, limit):
 
 @parallel
 def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad, u, v):
-    """Loss, gradient and scalings from a log-domain solve (one row of ``log_u``,
-    ``log_v``, ``lse_row`` per entry of ``rows``); ``limit`` bounds the
+    """Loss, gradient and scalings from a log-domain solve (``(n, K)`` float64
+    ``log_u``, ``log_v``, ``lse_row``, read on ``rows``); ``limit`` bounds the
     log-scalings before the gauge is shifted (:func:`gauge_shift`)."""
     K = h.shape[1]
     for k in prange(rows.size):
@@ -91,23 +108,23 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
         top_v = -np.inf
         for i in range(K):
             if h[r, i] > 0:
-                alpha = log_u[k, i]
+                alpha = log_u[r, i]
                 dual += h[r, i] * alpha
-                plan_mass += np.exp(alpha + lse_row[k, i])
+                plan_mass += np.exp(alpha + lse_row[r, i])
                 top_u = max(top_u, alpha)
             else:
-                alpha = -lse_row[k, i]
+                alpha = -lse_row[r, i]
             if y[r, i] > 0:
-                dual += y[r, i] * log_v[k, i]
-                top_v = max(top_v, log_v[k, i])
+                dual += y[r, i] * log_v[r, i]
+                top_v = max(top_v, log_v[r, i])
             grad[r, i] = alpha
             alpha_sum += alpha
         centre(grad, r, alpha_sum, lam)
         loss[r] = (dual - plan_mass) / lam
         shift = gauge_shift(top_u, top_v, limit)
         for i in range(K):
-            u[r, i] = np.exp(log_u[k, i] - shift)
-            v[r, i] = np.exp(log_v[k, i] + shift)
+            u[r, i] = np.exp(log_u[r, i] - shift)
+            v[r, i] = np.exp(log_v[r, i] + shift)
 
 
 @reduction
@@ -203,10 +220,26 @@ def one_hot_scalings(h, log_h, M_T, G_T, r, j, divide, direct, lam, limit, top_b
     v[r, j] = np.exp(shift) if shift != 0.0 else 1.0
 
 
+def one_hot_rows(h, label, mass, M_T, M_column_sums, G_T, divide, lam, lam_max_m, limit,
+                 scalings, rows, loss, grad, cost, u, v, n_iter, err, status):
+    r"""Closed form for targets with a single non-zero entry ``j = label[r]``.
+
+    Rows of at least ``FUSED_LOG_MIN_LABELS`` labels take their logarithm inside
+    :func:`one_hot_closed_form`; shorter rows take it from one NumPy pass over
+    the batch first.  See :func:`one_hot_closed_form` for the arguments.
+    """
+    fused = h.shape[1] >= FUSED_LOG_MIN_LABELS
+    if not fused:
+        log_on_rows(h, rows, grad)
+    one_hot_closed_form(h, *float_bits(h), fused, label, mass, M_T, M_column_sums, G_T, divide,
+                        lam, lam_max_m, limit, scalings, rows, loss, grad, cost, u, v, n_iter,
+                        err, status)
+
+
 @parallel
-def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, M_column_sums, G_T,
-                 divide, lam, lam_max_m, limit, scalings, rows, loss, grad, cost, u, v, n_iter,
-                 err, status):
+def one_hot_closed_form(h, bits, mantissa_bits, bias, fused, label, mass, M_T, M_column_sums,
+                        G_T, divide, lam, lam_max_m, limit, scalings, rows, loss, grad, cost, u,
+                        v, n_iter, err, status):
     r"""Closed form for targets with a single non-zero entry ``j = label[r]``.
 
     The only feasible plan is ``T = h e_j^T``; with ``v_j = 1``,
@@ -253,7 +286,7 @@ def one_hot_rows(h, bits, mantissa_bits, bias, fused, label, mass, M_T, M_column
 
 
 @compiled
-def laplacian_solve(W, b, x):
+def laplacian_solve(W, b, x, pivot, s):
     """Solve the grounded Laplacian system ``(D - W) x = b`` with ``x[0] = 0``.
 
     ``W`` (s x s, symmetric, non-negative; overwritten) holds the edge weights
@@ -261,11 +294,10 @@ def laplacian_solve(W, b, x):
     elimination of nodes ``s - 1 .. 1`` keeps every Schur complement a
     Laplacian and recomputes each pivot as a sum of non-negative weights, so
     no subtraction loses precision however unequal the weights (the
-    Grassmann-Taksar-Heyman idea).  ``b[0]`` is not read; ``b`` is overwritten.
-    False when a node is cut off (a zero pivot).
+    Grassmann-Taksar-Heyman idea).  Works on the first ``s`` nodes; ``pivot``
+    is scratch.  ``b[0]`` is not read; ``b`` is overwritten.  False when a node
+    is cut off (a zero pivot).
     """
-    s = b.size
-    pivot = np.empty(s)
     for m in range(s - 1, 0, -1):
         degree = 0.0
         for j in range(m):
@@ -290,27 +322,33 @@ def laplacian_solve(W, b, x):
 
 
 @compiled
-def semi_dual_state(h, Gs, ys, f, v, gv, u, col, gap):
-    """At ``v = exp(f)`` on the support: ``gv = G v``, ``u = h / G v`` (exact row
-    marginal), ``col = v * G^T u`` and ``gap = y_S - col``; returns ``||gap||_2^2``."""
-    for k in range(f.size):
+def semi_dual_state(h, G_T, index, s, ys, f, v, gv, u, col, gap):
+    """At ``v = exp(f)`` on the support ``index[:s]``: ``gv = G v``, ``u = h / G v``
+    (exact row marginal), ``col = v * G^T u`` and ``gap = y_S - col``; returns
+    ``||gap||_2^2``."""
+    for k in range(s):
         v[k] = np.exp(f[k])
-    combine_rows(Gs, v, gv)
+    gv[:] = 0
+    for k in range(s):
+        if v[k] != 0:
+            G_k = G_T[index[k]]
+            for i in range(h.size):
+                gv[i] += v[k] * G_k[i]
     for i in range(h.size):
         u[i] = h[i] / gv[i] if h[i] != 0 else 0.0
     norm = 0.0
-    for k in range(f.size):
-        col[k] = v[k] * dot(Gs[k], u)
+    for k in range(s):
+        col[k] = v[k] * dot(G_T[index[k]], u)
         gap[k] = ys[k] - col[k]
         norm += gap[k] * gap[k]
     return norm
 
 
 @compiled
-def semi_dual_value(h, ys, f, gv):
+def semi_dual_value(h, s, ys, f, gv):
     """The semi-dual ``F(f) = y_S . f - h . log(G v)`` (``gv = G v``)."""
     value = 0.0
-    for k in range(f.size):
+    for k in range(s):
         value += ys[k] * f[k]
     for i in range(h.size):
         if h[i] != 0:
@@ -319,7 +357,7 @@ def semi_dual_value(h, ys, f, gv):
 
 
 @compiled
-def newton_step(Gs, v, u, gv, gap, weight, W, rhs, step, max_step):
+def newton_step(G_T, index, s, v, u, gv, gap, weight, W, rhs, step, pivot, max_step):
     """Newton direction ``step`` of the semi-dual at ``v``: solves ``L step = gap``.
 
     ``L = diag(col) - C`` (minus the Hessian) is the Laplacian of the graph on the
@@ -331,16 +369,17 @@ def newton_step(Gs, v, u, gv, gap, weight, W, rhs, step, max_step):
     to at most ``max_step`` in every coordinate (a factor ``e^max_step`` on
     ``v``).  False when the system is singular.
     """
-    s, K = Gs.shape
+    K = u.shape[0]
     for i in range(K):
         weight[i] = u[i] / gv[i] if u[i] > 0 else 0.0      # h_i / (Gv)_i^2
     for a in range(s):
         W[a, a] = 0.0
         for b in range(a + 1, s):
-            W[a, b] = v[a] * v[b] * dot3(Gs[a], Gs[b], weight)
+            W[a, b] = v[a] * v[b] * dot3(G_T[index[a]], G_T[index[b]], weight)
             W[b, a] = W[a, b]
-    rhs[:] = gap
-    if not laplacian_solve(W, rhs, step):
+    for k in range(s):
+        rhs[k] = gap[k]
+    if not laplacian_solve(W, rhs, step, pivot, s):
         return False
     largest = 0.0
     for k in range(s):
@@ -353,7 +392,7 @@ def newton_step(Gs, v, u, gv, gap, weight, W, rhs, step, max_step):
 
 @parallel
 def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, n_iter, err,
-                status, gv_out, gtu_out, cost):
+                status, gv_out, gtu_out, cost, work):
     r"""Balanced rows with small target supports, by Newton's method on the semi-dual.
 
     With ``S = supp(y)`` (``s`` labels) and :math:`f = \log v_S`, the balanced
@@ -368,30 +407,37 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
     rule (or, where ``F`` no longer moves beyond rounding, until the gap's norm
     falls).  The stopping test is Sinkhorn's (``err = ||y - col||_1 /
     max(||y||_1, ||col||_1)``), checked at every step; ``n_iter`` counts Newton
-    steps, and a row where no step makes progress stops there (``MAX_ITER``
-    unless it converged).  Outputs as in
+    steps.  A row where no step makes progress before it converges (a singular
+    system, an overflow, a line search that fails) is ``FAILED``, for the plan
+    to hand on (:func:`sinkhorn_nb.routing.hand_on`).  ``work`` is float64
+    scratch of shape ``(5, len(rows), K)``.  Outputs as in
     :func:`~sinkhorn_nb.cpu.kernels.sparse_scaling_iterations`.
     """
     K = h.shape[1]
+    s_max = 0
+    for k in range(rows.size):
+        s_max = max(s_max, np.count_nonzero(y[rows[k]]))
     for k in prange(rows.size):
         r = rows[k]
-        support = np.flatnonzero(y[r])
-        s = support.size
-        Gs = G_T[support]
-        ys = y[r][support]
+        index = np.flatnonzero(y[r])
+        s = index.size
+        ys = y[r][index]
         hr = h[r]
         start = np.empty(s, dtype=v_out.dtype)
-        start_scaling(ys, v_out[r][support], warm, start)
-        f = np.empty(s)
+        start_scaling(ys, v_out[r][index], warm, start)
+        f = np.empty(s_max)
         for j in range(s):
             f[j] = np.log(start[j]) if start[j] > 0 and np.isfinite(start[j]) else 0.0
-        v, col, gap = np.empty(s), np.empty(s), np.empty(s)
-        f_try, v_try, col_try, gap_try = np.empty(s), np.empty(s), np.empty(s), np.empty(s)
-        gv, u, gv_try, u_try = np.empty(K), np.empty(K), np.empty(K), np.empty(K)
-        W, rhs, step, weight = np.empty((s, s)), np.empty(s), np.empty(s), np.empty(K)
-        norm = semi_dual_state(hr, Gs, ys, f, v, gv, u, col, gap)
+        v, col, gap = np.empty(s_max), np.empty(s_max), np.empty(s_max)
+        f_try, v_try, col_try = np.empty(s_max), np.empty(s_max), np.empty(s_max)
+        gap_try, rhs, step, pivot = (np.empty(s_max), np.empty(s_max), np.empty(s_max),
+                                     np.empty(s_max))
+        W = np.empty((s_max, s_max))
+        u, gv, u_try, gv_try, weight = work[0, k], work[1, k], work[2, k], work[3, k], work[4, k]
+        norm = semi_dual_state(hr, G_T, index, s, ys, f, v, gv, u, col, gap)
         value = np.nan                     # F(f), computed when a step needs it
         it = 0
+        stuck = False
         while True:
             marginal = 0.0
             change = 0.0
@@ -401,7 +447,8 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
             e = change / max(mass[r], marginal)
             if it == max_iter or e < tol or not np.isfinite(e):
                 break
-            if not newton_step(Gs, v, u, gv, gap, weight, W, rhs, step, 10.0):
+            if not newton_step(G_T, index, s, v, u, gv, gap, weight, W, rhs, step, pivot, 10.0):
+                stuck = True
                 break
             slope = 0.0                    # F'(f) . step = gap . L^-1 gap > 0
             for j in range(s):
@@ -411,16 +458,16 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
             for _ in range(60):
                 for j in range(s):
                     f_try[j] = f[j] + t * step[j]
-                trial_norm = semi_dual_state(hr, Gs, ys, f_try, v_try, gv_try, u_try, col_try,
-                                             gap_try)
+                trial_norm = semi_dual_state(hr, G_T, index, s, ys, f_try, v_try, gv_try, u_try,
+                                             col_try, gap_try)
                 if np.isfinite(trial_norm):
                     if t == 1.0 and trial_norm <= 0.25 * norm:
                         accepted = True
                         value = np.nan
                         break
                     if np.isnan(value):
-                        value = semi_dual_value(hr, ys, f, gv)
-                    trial_value = semi_dual_value(hr, ys, f_try, gv_try)
+                        value = semi_dual_value(hr, s, ys, f, gv)
+                    trial_value = semi_dual_value(hr, s, ys, f_try, gv_try)
                     if (trial_value >= value + 1e-4 * t * slope
                             or (abs(trial_value - value) <= 1e-13 * (abs(value) + 1.0)
                                 and trial_norm < norm)):
@@ -429,6 +476,7 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
                         break
                 t *= 0.5
             if not accepted:
+                stuck = True
                 break
             norm = trial_norm
             f, f_try = f_try, f
@@ -440,14 +488,14 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
             it += 1
         total = 0.0
         for j in range(s):
-            total += v[j] * dot(GM_T[support[j]], u)
+            total += v[j] * dot(GM_T[index[j]], u)
         u_out[r] = u
         gv_out[r] = gv
         v_out[r] = 0
         for j in range(s):
-            v_out[r, support[j]] = v[j]
-            gtu_out[r, support[j]] = col[j] / v[j]
+            v_out[r, index[j]] = v[j]
+            gtu_out[r, index[j]] = col[j] / v[j]
         cost[r] = total
         n_iter[r] = it
         err[r] = e
-        status[r] = row_status(e, tol)
+        status[r] = FAILED if stuck else row_status(e, tol)

@@ -1,21 +1,17 @@
-"""CPU driver: route each row to its path and fill one preallocated result.
+"""CPU driver: execute a plan and fill one preallocated result.
 
-:func:`solve` receives validated measures (:class:`~sinkhorn_nb.validation.Measures`)
-and a :class:`~sinkhorn_nb.gibbs.GibbsKernel`, and every kernel it calls writes
-its rows of the caller's :class:`~sinkhorn_nb.SinkhornResult` in place:
+:func:`solve` receives validated measures (:class:`~sinkhorn_nb.validation.Measures`),
+a :class:`~sinkhorn_nb.gibbs.GibbsKernel` and the :class:`~sinkhorn_nb.routing.Plan`
+that says which path each row takes; :func:`sinkhorn_nb.routing.execute` runs
+the iterative paths in order and hands failed rows on.  Every kernel writes its
+rows of the caller's :class:`~sinkhorn_nb.SinkhornResult` in place:
 
-1. closed forms: balanced rows whose target has one non-zero
-   (:func:`~sinkhorn_nb.cpu.balanced.one_hot_rows`), relaxed rows with an empty
-   ``h`` or ``y`` (:func:`~sinkhorn_nb.cpu.relaxed.empty_rows`);
-2. the multiplicative path where ``lam * max(M)`` allows it: balanced rows whose
-   target has at most ``NEWTON_MAX_SUPPORT`` non-zeros by Newton's method on the
-   semi-dual (:func:`~sinkhorn_nb.cpu.balanced.newton_rows`, with ``method="auto"``
-   and ``tol > 0``), other targets with at most
-   ``SPARSE_FRACTION * K`` non-zeros (:func:`~sinkhorn_nb.core.sparse_rows`) on their support
-   (:func:`~sinkhorn_nb.cpu.kernels.sparse_scaling_iterations`), the others by
-   BLAS products over the batch (:func:`dense_iterations`);
-3. the log-domain path for the rest, and for any row whose multiplicative solve
-   over- or underflowed (:func:`~sinkhorn_nb.cpu.kernels.log_scaling_iterations`).
+* ``closed``: :func:`~sinkhorn_nb.cpu.balanced.one_hot_rows` (balanced),
+  :func:`~sinkhorn_nb.cpu.relaxed.empty_rows` (relaxed);
+* ``newton``: :func:`~sinkhorn_nb.cpu.balanced.newton_rows`;
+* ``sparse``: :func:`~sinkhorn_nb.cpu.kernels.sparse_scaling_iterations`;
+* ``dense``: :func:`dense_iterations`, BLAS products over the batch;
+* ``log``: :func:`~sinkhorn_nb.cpu.kernels.log_scaling_iterations`.
 
 Thread safety: calls from several threads are safe.  Numba's ``workqueue``
 threading layer (the fallback when neither OpenMP nor TBB is available) does not
@@ -28,10 +24,9 @@ import threading
 import numba
 import numpy as np
 
-from ..core import (FAILED, FUSED_LOG_MIN_LABELS, NEWTON_MAX_SUPPORT, PARALLEL_MIN_ENTRIES,
-                    gauge_limit, relaxed_exponents, sparse_rows, uses_newton)
+from .. import routing
+from ..core import FAILED, PARALLEL_MIN_ENTRIES, gauge_limit
 from . import balanced, kernels, relaxed
-from .logarithm import float_bits
 
 _PARALLEL_LOCK = threading.Lock()
 
@@ -61,8 +56,9 @@ def passes_on_one_thread(entries):
         numba.set_num_threads(threads)
 
 
-def solve(measures, kernel, gammas, controls, tol, init, result, scalings=True):
-    """Solve every row of ``measures`` into ``result``; return the status codes.
+def solve(measures, kernel, plan, controls, tol, init, result, scalings=True):
+    """Solve every row of ``measures`` into ``result`` along ``plan``; return the
+    status codes.
 
     Parameters
     ----------
@@ -70,8 +66,8 @@ def solve(measures, kernel, gammas, controls, tol, init, result, scalings=True):
         Validated host measures.
     kernel : GibbsKernel
         In the compute dtype.
-    gammas : tuple of float or None
-        ``(gamma_a, gamma_b)`` of the relaxed variant; None for the balanced one.
+    plan : Plan
+        From :func:`sinkhorn_nb.routing.make_plan`.
     controls : Controls
     tol : float
         The resolved tolerance.
@@ -95,98 +91,123 @@ def solve(measures, kernel, gammas, controls, tol, init, result, scalings=True):
         if init is not None:        # before the closed forms, which overwrite their rows
             np.copyto(result.u, init[0])
             np.copyto(result.v, init[1])
-        rows = _closed_forms(measures, kernel, gammas, result, status, scalings)
-        if rows.size:
-            _iterate(measures, kernel, gammas, controls, tol, init, rows, result, status)
+        if plan.closed.size:
+            _closed_forms(measures, kernel, plan, result, status, scalings)
+        if not plan.all_closed:
+            run = _Run(measures, kernel, plan, controls, tol, result, status)
+            routing.execute(plan, init is not None, run.iterate, run.scalings_outputs,
+                            run.failed, measures.support, measures.shape[1])
         kernels.final_status(result.loss, result.transport_cost, status, result.converged)
     return status
 
 
-def _closed_forms(measures, kernel, gammas, result, status, scalings):
-    """Fill the closed-form rows; return the rows left to iterate."""
-    h, y, r = measures.h, measures.y, result
-    if gammas is None:
-        closed = measures.support == 1
-    else:
-        closed = (measures.mass_h == 0) | (measures.mass_y == 0)
-    rows = np.flatnonzero(closed)
-    if not rows.size:
-        return np.arange(h.shape[0])
+def _closed_forms(measures, kernel, plan, result, status, scalings):
+    h, y, r, rows = measures.h, measures.y, result, plan.closed
     with passes_on_one_thread(rows.size * h.shape[1]):
-        if gammas is None:
-            # u = h / G: worth building G (K^2 vectorized exponentials) for a batch
-            # of at least K/8 rows, and free once an engine has it
-            divide = scalings and kernel.multiplicative_is_safe() and (
-                kernel.built("G") or 8 * rows.size >= h.shape[1])
-            G_T = kernel.G_T if divide else np.empty((0, 0), h.dtype)
-            fused = h.shape[1] >= FUSED_LOG_MIN_LABELS
-            if not fused:
-                _log_on_rows(h, rows, r.grad)
-            u, v = (r.u, r.v) if scalings else (G_T, G_T)      # (not touched then)
-            balanced.one_hot_rows(h, *float_bits(h), fused, measures.last_nonzero,
-                                  measures.mass_h, kernel.M_T, kernel.M_column_sums, G_T, divide,
-                                  kernel.lam, kernel.lam_max_m, gauge_limit(h.dtype), scalings,
-                                  rows, r.loss, r.grad, r.transport_cost, u, v, r.n_iter,
-                                  r.err, status)
+        if plan.balanced:
+            none = np.empty((0, 0), h.dtype)
+            G_T = kernel.G_T if plan.one_hot_divides else none
+            u, v = (r.u, r.v) if scalings else (none, none)
+            balanced.one_hot_rows(h, measures.last_nonzero, measures.mass_h, kernel.M_T,
+                                  kernel.M_column_sums, G_T, plan.one_hot_divides, kernel.lam,
+                                  kernel.lam_max_m, gauge_limit(h.dtype), scalings, rows, r.loss,
+                                  r.grad, r.transport_cost, u, v, r.n_iter, r.err, status)
         else:
-            relaxed.empty_rows(h, y, *gammas, rows, r.loss, r.grad, r.transport_cost, r.u,
+            relaxed.empty_rows(h, y, *plan.gammas, rows, r.loss, r.grad, r.transport_cost, r.u,
                                r.v, r.n_iter, r.err, status)
-    return rows[:0] if rows.size == h.shape[0] else np.flatnonzero(~closed)
 
 
-def _iterate(measures, kernel, gammas, controls, tol, init, rows, result, status):
-    """The multiplicative path where it is safe, the log-domain path elsewhere."""
-    warm = init is not None      # the start is in result.u, result.v (see solve)
-    method = controls.method
-    if method == "log" or (method == "auto" and not kernel.multiplicative_is_safe()):
-        _log_domain(measures, kernel, gammas, controls, tol, warm, rows, result, status)
-        return
-    _multiplicative(measures, kernel, gammas, controls, tol, warm, rows, result, status)
-    failed = rows[status[rows] == FAILED]
-    if failed.size:      # over/underflow: redo those rows in the log domain, cold
-        _log_domain(measures, kernel, gammas, controls, tol, False, failed, result, status)
+class _Run:
+    """The iterative paths of one solve, for :func:`sinkhorn_nb.routing.execute`."""
 
+    def __init__(self, measures, kernel, plan, controls, tol, result, status):
+        self.measures, self.kernel, self.plan = measures, kernel, plan
+        self.result, self.status = result, status
+        n, K = measures.shape
+        self.loop = (controls.max_iter, tol, controls.check_every, result.n_iter, result.err,
+                     status)
+        self.mass = measures.mass_y if plan.roles.first_is_v else measures.mass_h
+        dtype = measures.dtype
+        self.Gv = np.empty((n, K), dtype)      # G v and G^T u at the final scalings
+        self.GTu = np.empty((n, K), dtype)
 
-def _multiplicative(measures, kernel, gammas, controls, tol, warm, rows, result, status):
-    h, y, r = measures.h, measures.y, result
-    n, K = h.shape
-    balanced_variant = gammas is None
-    exp_a, exp_b = (1.0, 1.0) if balanced_variant else relaxed_exponents(kernel.lam, *gammas)
-    loop = (controls.max_iter, tol, controls.check_every, r.n_iter, r.err, status)
-    Gv = np.empty((n, K), h.dtype)
-    GTu = np.empty((n, K), h.dtype)
-    support = measures.support[rows]
-    newton = (support <= NEWTON_MAX_SUPPORT) & uses_newton(balanced_variant, controls.method,
-                                                           tol)
-    sparse = sparse_rows(support, K) & ~newton
-    newton_rows, support_rows, dense_rows = rows[newton], rows[sparse], rows[~(sparse | newton)]
-    if newton_rows.size:
-        balanced.newton_rows(h, y, kernel.G_T, kernel.GM_T, newton_rows, r.u, r.v, warm,
-                             measures.mass_y, controls.max_iter, tol, r.n_iter, r.err, status,
-                             Gv, GTu, r.transport_cost)
-    if support_rows.size:
-        mass = measures.mass_y if balanced_variant else measures.mass_h
-        kernels.sparse_scaling_iterations(h, y, kernel.G_T, kernel.GM_T, support_rows, r.u, r.v,
-                                          warm, exp_a, exp_b, balanced_variant, mass, *loop,
-                                          Gv, GTu, r.transport_cost)
-    if dense_rows.size:
-        if balanced_variant:    # v from y, then u from h
-            dense_iterations(y, h, kernel.G, kernel.G_T, dense_rows, r.v, r.u, warm, exp_b,
-                             exp_a, measures.mass_y, *loop, GTu, Gv)
+    def failed(self, rows):
+        return rows[self.status[rows] == FAILED]
+
+    def iterate(self, path, rows, warm, width):
+        getattr(self, path)(rows, warm)
+
+    def newton(self, rows, warm):
+        m, k, r = self.measures, self.kernel, self.result
+        K = m.shape[1]
+        chunk = max(64, 2 ** 20 // K)          # bounds the scratch to 40 MiB
+        work = np.empty((5, min(chunk, rows.size), K))
+        for start in range(0, rows.size, chunk):
+            part = rows[start:start + chunk]
+            balanced.newton_rows(m.h, m.y, k.G_T, k.GM_T, part, r.u, r.v, warm, m.mass_y,
+                                 *self.loop[:2], *self.loop[3:], self.Gv, self.GTu,
+                                 r.transport_cost, work[:, :part.size])
+
+    def sparse(self, rows, warm):
+        m, k, r, roles = self.measures, self.kernel, self.result, self.plan.roles
+        kernels.sparse_scaling_iterations(m.h, m.y, k.G_T, k.GM_T, rows, r.u, r.v, warm,
+                                          roles.exp_a, roles.exp_b, roles.first_is_v, self.mass,
+                                          *self.loop, self.Gv, self.GTu, r.transport_cost)
+
+    def dense(self, rows, warm):
+        m, k, r, roles = self.measures, self.kernel, self.result, self.plan.roles
+        if roles.first_is_v:    # v from y, then u from h
+            dense_iterations(m.y, m.h, k.G, k.G_T, rows, r.v, r.u, warm, roles.exp_b,
+                             roles.exp_a, self.mass, *self.loop, self.GTu, self.Gv)
         else:                   # u from h, then v from y
-            dense_iterations(h, y, kernel.G_T, kernel.G, dense_rows, r.u, r.v, warm, exp_a,
-                             exp_b, measures.mass_h, *loop, Gv, GTu)
-        V = r.v if dense_rows.size == n else r.v[dense_rows]
-        kernels.row_dots(r.u, dense_rows, np.dot(V, kernel.GM_T), r.transport_cost)
-    with passes_on_one_thread(rows.size * K):
-        if balanced_variant:
-            log_u = _log_on_rows(r.u, rows, r.grad)
-            log_v = _log_on_rows(r.v, rows, np.empty_like(r.v))
-            balanced.outputs_from_scalings(h, y, r.u, log_u, log_v, Gv, GTu, kernel.lam, rows,
-                                           r.loss, r.grad, status)
+            dense_iterations(m.h, m.y, k.G_T, k.G, rows, r.u, r.v, warm, roles.exp_a,
+                             roles.exp_b, self.mass, *self.loop, self.Gv, self.GTu)
+        n, K = m.shape
+        if rows.size == n:
+            GMv = np.dot(r.v, k.GM_T)
         else:
-            relaxed.outputs_from_scalings(h, y, r.u, r.v, Gv, GTu, kernel.lam, *gammas, rows,
-                                          r.loss, r.grad, status)
+            GMv = np.empty((n, K), m.dtype)
+            GMv[rows] = np.dot(r.v[rows], k.GM_T)
+        kernels.row_dots(r.u, GMv, rows, r.transport_cost)
+
+    def scalings_outputs(self, rows):
+        m, r = self.measures, self.result
+        with passes_on_one_thread(rows.size * m.shape[1]):
+            if self.plan.balanced:
+                balanced.outputs_from_scalings(m.h, m.y, r.u, r.v, self.Gv, self.GTu,
+                                               self.kernel.lam, rows, r.loss, r.grad,
+                                               self.status)
+            else:
+                relaxed.outputs_from_scalings(m.h, m.y, r.u, r.v, self.Gv, self.GTu,
+                                              self.kernel.lam, *self.plan.gammas, rows, r.loss,
+                                              r.grad, self.status)
+
+    def log(self, rows, warm):
+        m, k, r, roles = self.measures, self.kernel, self.result, self.plan.roles
+        n, K = m.shape
+        lam = k.lam
+        log_u, log_v = np.empty((n, K)), np.empty((n, K))
+        if roles.first_is_v:    # v from y, then u from h
+            if warm:
+                _log_of_rows(r.u, rows, log_u)
+            kernels.log_scaling_iterations(m.y, m.h, k.M64_T, k.M64, lam, rows, log_v, log_u,
+                                           warm, roles.exp_b, roles.exp_a, self.mass,
+                                           *self.loop)
+        else:                   # u from h, then v from y
+            if warm:
+                _log_of_rows(r.v, rows, log_v)
+            kernels.log_scaling_iterations(m.h, m.y, k.M64, k.M64_T, lam, rows, log_u, log_v,
+                                           warm, roles.exp_a, roles.exp_b, self.mass,
+                                           *self.loop)
+        lse_row, lse_col = np.empty((n, K)), np.empty((n, K))
+        kernels.log_marginal_terms(log_u, log_v, k.M64, k.M64_T, lam, lse_row, lse_col, rows,
+                                   r.transport_cost)
+        if self.plan.balanced:
+            balanced.outputs_from_logs(m.h, m.y, log_u, log_v, lse_row, lam,
+                                       gauge_limit(m.dtype), rows, r.loss, r.grad, r.u, r.v)
+        else:
+            relaxed.outputs_from_logs(m.h, m.y, log_u, log_v, lse_row, lse_col, lam,
+                                      *self.plan.gammas, rows, r.loss, r.grad, r.u, r.v)
 
 
 def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mass, max_iter,
@@ -206,7 +227,7 @@ def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mas
     m = rows.size
     active = rows.copy()
     S, T, A, B = (np.empty((m, p.shape[1]), s_out.dtype) for _ in range(4))
-    shared_start = kernels.start_rows(q, t_out, active, warm, T)
+    shared_start = kernels.start_working_rows(q, t_out, warm, active, T)
     it = 0
     while True:
         if it == 0 and shared_start:    # every row starts at t = 1: one product for all
@@ -216,57 +237,16 @@ def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mas
             np.dot(T[:m], K_p, out=A[:m])
         final = it == max_iter
         if final or (tol > 0 and it > 0 and it % check_every == 0):
-            m = kernels.finish_rows(p, A, B, S, T, active, m, exp_s, mass, it, final, tol,
-                                    s_out, t_out, a_out, b_out, n_iter, err, status)
+            m = kernels.finish_working_rows(p, A, B, S, T, exp_s, mass, it, tol, final, active,
+                                            m, s_out, t_out, a_out, b_out, n_iter, err, status)
             if m == 0:
                 return
-        kernels.update_rows(p, A, active, m, exp_s, S)
+        kernels.update_working_rows(p, A, exp_s, active, m, S)
         np.dot(S[:m], K_q, out=B[:m])
-        kernels.update_rows(q, B, active, m, exp_t, T)
+        kernels.update_working_rows(q, B, exp_t, active, m, T)
         it += 1
-
-
-def _log_domain(measures, kernel, gammas, controls, tol, warm, rows, result, status):
-    h, y, r = measures.h, measures.y, result
-    K = h.shape[1]
-    lam = kernel.lam
-    balanced_variant = gammas is None
-    log_u = np.empty((rows.size, K))
-    log_v = np.empty((rows.size, K))
-    loop = (controls.max_iter, tol, controls.check_every, r.n_iter, r.err, status)
-    if balanced_variant:    # v from y, then u from h
-        if warm:
-            _log_of_rows(r.u, rows, log_u)
-        kernels.log_scaling_iterations(y, h, kernel.M64_T, kernel.M64, lam, rows, log_v, log_u,
-                                       warm, 1.0, 1.0, measures.mass_y, *loop)
-    else:                   # u from h, then v from y
-        if warm:
-            _log_of_rows(r.v, rows, log_v)
-        a, b = relaxed_exponents(lam, *gammas)
-        kernels.log_scaling_iterations(h, y, kernel.M64, kernel.M64_T, lam, rows, log_u, log_v,
-                                       warm, a, b, measures.mass_h, *loop)
-    lse_row = np.empty((rows.size, K))
-    lse_col = np.empty((rows.size, K))
-    kernels.log_marginal_terms(log_u, log_v, kernel.M64, kernel.M64_T, lam, lse_row, lse_col,
-                               rows, r.transport_cost)
-    if balanced_variant:
-        balanced.outputs_from_logs(h, y, log_u, log_v, lse_row, lam, gauge_limit(h.dtype),
-                                   rows, r.loss, r.grad, r.u, r.v)
-    else:
-        relaxed.outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, *gammas, rows,
-                                  r.loss, r.grad, r.u, r.v)
-
-
-def _log_on_rows(x, rows, out):
-    """``out[rows] = log x[rows]`` (NumPy's vectorized logarithm); returns ``out``."""
-    with np.errstate(divide="ignore"):
-        if rows.size == x.shape[0]:
-            np.log(x, out=out)
-        else:
-            out[rows] = np.log(x[rows])
-    return out
 
 
 def _log_of_rows(x, rows, out):
     with np.errstate(divide="ignore"):
-        np.log(x[rows], out=out, dtype=np.float64)
+        out[rows] = np.log(x[rows], dtype=np.float64)

@@ -18,8 +18,10 @@ relaxed  (u then v)   ``h``    ``u``    ``y``    ``v``    ``G.T`` ``G``
 Every kernel solves the rows listed in ``rows`` (indices into the batch) and
 writes its results into those rows of the caller's arrays.  The batched dense
 path is a loop in :mod:`sinkhorn_nb.cpu.drivers` that alternates NumPy's BLAS
-products with the element-wise kernels here (:func:`update_rows`,
-:func:`finish_rows`); no kernel calls BLAS itself, so one BLAS thread pool
+products with the element-wise kernels here (:func:`update_working_rows`,
+:func:`finish_working_rows`) on compact working arrays (where the CUDA twin
+masks finished rows, the CPU moves the rows still iterating to the front, so
+every product runs over them only); no kernel calls BLAS itself, so one BLAS thread pool
 serves the whole process.  Scalings start at
 the warm start (``warm``: the values already in the output rows) or at 1, on
 the support of their measure, and at 0 off it.
@@ -127,8 +129,9 @@ def start_scaling(q, start, warm, out):
 
 
 @compiled
-def start_rows(q, start, rows, warm, out):
-    """``out[k]``: the starting scaling of row ``rows[k]`` (:func:`start_scaling`).
+def start_working_rows(q, start, warm, rows, out):
+    """``out[k]``: the starting scaling of row ``rows[k]`` (:func:`start_scaling`),
+    in the compact working array ``out``.
 
     Returns True when every row starts at all ones (a cold start where no
     entry of ``q`` is zero): the rows then share their first product.
@@ -140,26 +143,27 @@ def start_rows(q, start, rows, warm, out):
 
 
 @compiled
-def update_rows(p, A, rows, m, exponent, S):
-    """``S[k] = (p[rows[k]] / A[k]) ** exponent`` for the ``m`` working rows."""
+def update_working_rows(p, A, exponent, active, m, S):
+    """``S[k] = (p[active[k]] / A[k]) ** exponent`` for the ``m`` working rows."""
     for k in range(m):
-        ratio_update(p[rows[k]], A[k], exponent, S[k])
+        ratio_update(p[active[k]], A[k], exponent, S[k])
 
 
 @compiled
-def finish_rows(p, A, B, S, T, rows, m, exponent, mass, it, final, tol, s_out, t_out,
-                a_out, b_out, n_iter, err, status):
-    """The convergence check of the batched path, on its ``m`` working rows.
+def finish_working_rows(p, A, B, S, T, exponent, mass, it, tol, final, active, m, s_out,
+                        t_out, a_out, b_out, n_iter, err, status):
+    """The convergence check of the batched path, on its ``m`` working rows
+    (``active[k]`` is the batch row of working row ``k``).
 
     Rows whose error (:func:`ratio_error`) is below ``tol`` or not finite, and
-    every row when ``final``, are written to their row ``rows[k]`` of the outputs
+    every row when ``final``, are written to their row ``active[k]`` of the outputs
     (scalings ``S``, ``T``, products ``A``, ``B``, ``n_iter = it``, error,
     status); the others are moved to the front of the working arrays.  Returns
     the number of rows still iterating.
     """
     keep = 0
     for k in range(m):
-        r = rows[k]
+        r = active[k]
         e = ratio_error(p[r], A[k], S[k], exponent, mass[r])
         if final or e < tol or not np.isfinite(e):
             s_out[r] = S[k]
@@ -174,7 +178,7 @@ def finish_rows(p, A, B, S, T, rows, m, exponent, mass, it, final, tol, s_out, t
                 S[keep] = S[k]
                 T[keep] = T[k]
                 A[keep] = A[k]
-                rows[keep] = r
+                active[keep] = r
             keep += 1
     return keep
 
@@ -190,28 +194,30 @@ def final_status(loss, cost, status, converged):
 
 
 @compiled
-def row_dots(u, rows, X, out):
-    """``out[rows[k]] = u[rows[k]] . X[k]``."""
+def row_dots(u, X, rows, out):
+    """``out[r] = u[r] . X[r]`` for ``r`` in ``rows`` (the transport cost
+    ``u . (G * M) v``)."""
     for k in range(rows.size):
-        out[rows[k]] = dot(u[rows[k]], X[k])
+        r = rows[k]
+        out[r] = dot(u[r], X[r])
 
 
 @compiled
-def combine_rows(rows, weights, out):
-    """``out = weights @ rows`` (a sum of ``len(weights)`` contiguous rows)."""
+def weighted_row_sum(matrix, weights, out):
+    """``out = weights @ matrix`` (a sum of ``len(weights)`` contiguous rows)."""
     out[:] = 0
-    for k in range(rows.shape[0]):
+    for k in range(matrix.shape[0]):
         w = weights[k]
         if w != 0:
             for i in range(out.size):
-                out[i] += w * rows[k, i]
+                out[i] += w * matrix[k, i]
 
 
 @compiled
-def gather_dots(rows, x, out):
-    """``out[k] = rows[k] . x`` for every row of ``rows``."""
-    for k in range(rows.shape[0]):
-        out[k] = dot(rows[k], x)
+def matrix_vector(matrix, x, out):
+    """``out[k] = matrix[k] . x`` for every row of ``matrix``."""
+    for k in range(matrix.shape[0]):
+        out[k] = dot(matrix[k], x)
 
 
 @parallel
@@ -253,9 +259,9 @@ def sparse_scaling_iterations(h, y, G_T, GM_T, rows, u_out, v_out, warm, exp_a, 
         e = np.inf
         while True:
             if first_is_v:               # A: the product the first update divides by
-                gather_dots(Gs, u, gtu)
+                matrix_vector(Gs, u, gtu)
             else:
-                combine_rows(Gs, vs, gv)
+                weighted_row_sum(Gs, vs, gv)
             if it == max_iter or (tol > 0 and it > 0 and it % check_every == 0):
                 if first_is_v:
                     e = ratio_error(ys, gtu, vs, exp_b, mass[r])
@@ -265,15 +271,15 @@ def sparse_scaling_iterations(h, y, G_T, GM_T, rows, u_out, v_out, warm, exp_a, 
                     break
             if first_is_v:
                 ratio_update(ys, gtu, exp_b, vs)
-                combine_rows(Gs, vs, gv)
+                weighted_row_sum(Gs, vs, gv)
                 ratio_update(hr, gv, exp_a, u)
             else:
                 ratio_update(hr, gv, exp_a, u)
-                gather_dots(Gs, u, gtu)
+                matrix_vector(Gs, u, gtu)
                 ratio_update(ys, gtu, exp_b, vs)
             it += 1
-        combine_rows(Gs, vs, gv)
-        gather_dots(Gs, u, gtu)
+        weighted_row_sum(Gs, vs, gv)
+        matrix_vector(Gs, u, gtu)
         total = 0.0
         for j in range(support.size):
             total += vs[j] * dot(GM_T[support[j]], u)
@@ -319,8 +325,8 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
     Each row costs ``O(|supp p| |supp q|)`` exponentials per iteration; rows run in
     parallel (``prange``).  ``C_p[j, i]`` is the cost between ``p``-label ``j``
     and ``q``-label ``i`` (``M.T`` for balanced, ``M`` for relaxed) and
-    ``C_q = C_p.T``.  ``log_s`` and ``log_t`` have one row per entry of ``rows``
-    (float64, ``-inf`` off the supports); with ``warm``, ``log_t`` holds the
+    ``C_q = C_p.T``.  ``log_s`` and ``log_t`` are ``(n, K)`` float64 arrays, written
+    on ``rows`` (``-inf`` off the supports); with ``warm``, ``log_t`` holds the
     starting point on entry (non-finite entries start at 0).  The error, status
     and start are those of the dense path.
     """
@@ -332,7 +338,7 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
         ls = np.full(K, -np.inf)
         lt = np.full(K, -np.inf)
         for i in sup_q:
-            lt[i] = log_t[k, i] if warm and np.isfinite(log_t[k, i]) else 0.0
+            lt[i] = log_t[r, i] if warm and np.isfinite(log_t[r, i]) else 0.0
         lse = np.empty(K)
         it = 0
         e = np.inf
@@ -355,8 +361,8 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
             for i in sup_q:
                 lt[i] = exp_t * (np.log(q[r, i]) - log_sum_exp(ls, sup_p, C_q[i], lam))
             it += 1
-        log_s[k] = ls
-        log_t[k] = lt
+        log_s[r] = ls
+        log_t[r] = lt
         n_iter[r] = it
         err[r] = e
         status[r] = row_status(e, tol)
@@ -364,20 +370,21 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
 
 @parallel
 def log_marginal_terms(log_u, log_v, M, M_T, lam, lse_row, lse_col, rows, cost):
-    """Log-domain pieces of the outputs, one row per entry of ``rows``.
+    """Log-domain pieces of the outputs on ``rows`` (``(n, K)`` float64 arrays).
 
-    ``lse_row[k, i] = log (G v)_i`` and ``lse_col[k, j] = log (G^T u)_j`` (sums
-    over the supports of ``v`` and ``u``), and ``cost[rows[k]] = <T, M>``.
+    ``lse_row[r, i] = log (G v)_i`` and ``lse_col[r, j] = log (G^T u)_j`` (sums
+    over the supports of ``v`` and ``u``), and ``cost[r] = <T, M>``.
     """
     K = log_u.shape[1]
     for k in prange(rows.size):
-        sup_u = np.flatnonzero(log_u[k] > -np.inf)
-        sup_v = np.flatnonzero(log_v[k] > -np.inf)
+        r = rows[k]
+        sup_u = np.flatnonzero(log_u[r] > -np.inf)
+        sup_v = np.flatnonzero(log_v[r] > -np.inf)
         for i in range(K):
-            lse_row[k, i] = log_sum_exp(log_v[k], sup_v, M[i], lam)
-            lse_col[k, i] = log_sum_exp(log_u[k], sup_u, M_T[i], lam)
+            lse_row[r, i] = log_sum_exp(log_v[r], sup_v, M[i], lam)
+            lse_col[r, i] = log_sum_exp(log_u[r], sup_u, M_T[i], lam)
         total = 0.0
         for i in sup_u:
             for j in sup_v:
-                total += np.exp(log_u[k, i] + log_v[k, j] - lam * M[i, j] - 1.0) * M[i, j]
-        cost[rows[k]] = total
+                total += np.exp(log_u[r, i] + log_v[r, j] - lam * M[i, j] - 1.0) * M[i, j]
+        cost[r] = total
