@@ -121,4 +121,4 @@ def test_laplacian_solve_handles_weights_of_every_scale():
             assert np.all(np.abs(residual) <= 1e-12 * scale)
     W = np.zeros((3, 3))
     W[1, 2] = W[2, 1] = 1.0                  # nodes 1, 2 cut off from the ground
-    assert not laplacian_solve(W, np.ones(3), np.empty(3))
+    assert not laplacian_solve(W, np.ones(3), np.empty(3), np.empty(3), 3)
