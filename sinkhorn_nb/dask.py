@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .objective import make_targets, training_rows
-from .validation import check_sample_weight
+from .validation import check_integer, check_sample_weight, check_shapes
 
 INSTALL_HINT = 'install it with: pip install "sinkhorn_nb[dask]"'
 
@@ -71,20 +71,24 @@ def row_blocks(x, name):
     return list(x.to_delayed().ravel()), x.chunks[0]
 
 
-def _same_rows(name, chunks, reference):
+def _same_rows(name, chunks, reference, reference_name="X"):
     if tuple(chunks) != tuple(reference):
-        raise ValueError(f"{name} must have the same row chunks as X: {tuple(chunks)} "
-                         f"!= {tuple(reference)}")
+        raise ValueError(f"{name} must have the same row chunks as {reference_name}: "
+                         f"{tuple(chunks)} != {tuple(reference)}")
 
 
 def _training_blocks(X, y, sample_weight):
-    """Row blocks of ``X``, ``y`` and ``sample_weight`` (None blocks if absent),
-    checked to share the row chunks of ``X``."""
+    """Row blocks of ``X``, ``y`` and ``sample_weight``, checked to share the row
+    chunks of ``X``; when ``sample_weight`` is None or a scalar, every block is it."""
     X_blocks, rows = row_blocks(X, "X")
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D Dask array (n_samples, n_features), got shape "
+                         f"{X.shape}; reshape it with X.reshape(-1, 1) for a single feature "
+                         "or X.reshape(1, -1) for a single sample")
     y_blocks, y_rows = row_blocks(y, "y")
     _same_rows("y", y_rows, rows)
-    if sample_weight is None:
-        return X_blocks, y_blocks, [None] * len(X_blocks)
+    if sample_weight is None or np.ndim(sample_weight) == 0:
+        return X_blocks, y_blocks, [sample_weight] * len(X_blocks)
     w_blocks, w_rows = row_blocks(sample_weight, "sample_weight")
     _same_rows("sample_weight", w_rows, rows)
     return X_blocks, y_blocks, w_blocks
@@ -100,16 +104,17 @@ def loss_and_gradient(h, y, loss):
 
     Parameters
     ----------
-    h, y : dask.array.Array of shape (n, K)
+    h, y : dask.array.Array of shape (n, K), or of shape (K,)
         Predictions and targets with the same row chunks (columns in one chunk;
-        they are rechunked if not).
+        they are rechunked if not).  1-D arrays are one problem, as for
+        :class:`~sinkhorn_nb.WassersteinLoss` on NumPy arrays.
     loss : WassersteinLoss
         The engine, sent to each worker once (see :func:`share`).
 
     Returns
     -------
-    values : dask.array.Array of shape (n,)
-    grad : dask.array.Array of shape (n, K)
+    values : dask.array.Array of shape (n,), or of shape () for 1-D input
+    grad : dask.array.Array of the shape of ``h``
         Lazy; ``dask.compute(values, grad)`` solves each chunk once.
 
     Examples
@@ -124,9 +129,13 @@ def loss_and_gradient(h, y, loss):
     ((4,), ((2, 2), (3,)))
     """
     dask, da = _dask()
+    if getattr(h, "ndim", None) == 1 and getattr(y, "ndim", None) == 1:
+        values, grad = loss_and_gradient(h[None, :], y[None, :], loss)    # one row
+        return values[0], grad[0]
     h_blocks, rows = row_blocks(h, "h")
     y_blocks, y_rows = row_blocks(y, "y")
-    _same_rows("y", y_rows, rows)
+    check_shapes(h.shape, y.shape, loss.M.shape[0])
+    _same_rows("y", y_rows, rows, "h")
     K = h.shape[1]
     dtype = np.result_type(h.dtype, y.dtype, np.float32)
     engine = share(loss)
@@ -155,11 +164,15 @@ def _prepare_block(X, y, w, variant, classes):
     from sklearn.utils import check_array
     X = check_array(X, dtype=np.float64)
     targets, _ = make_targets(y, variant, classes)
-    w = check_sample_weight(w, X.shape[0])
+    w = check_sample_weight(np.full(X.shape[0], w) if _is_scalar(w) else w, X.shape[0])
     keep = training_rows(targets, w, variant)
     if not keep.any():
         return None
     return (X, targets, w) if keep.all() else (X[keep], targets.take(keep), w[keep])
+
+
+def _is_scalar(w):
+    return w is not None and np.ndim(w) == 0
 
 
 def _block_weight(block):
@@ -178,7 +191,8 @@ def prepare_training(X, y, sample_weight, variant):
     ----------
     X : dask.array.Array of shape (n, d), chunked by rows
     y : dask.array.Array of shape (n,) or (n, K), same row chunks
-    sample_weight : dask.array.Array of shape (n,), optional, same row chunks
+    sample_weight : dask.array.Array of shape (n,) or float, optional
+        Same row chunks as ``X``; a scalar weighs every sample alike.
     variant : {"balanced", "relaxed"}
 
     Returns
@@ -264,10 +278,24 @@ def partial_fit_chunks(estimator, X, y, classes=None, sample_weight=None, epochs
     one chunk is in memory on the client.  The loop of
     ``dask_ml.wrappers.Incremental``, without dask-ml.
 
+    Parameters
+    ----------
+    estimator : WassersteinClassifier
+        With ``solver="sgd"`` or ``"adam"``.
+    X : dask.array.Array of shape (n, d), chunked by rows
+    y : dask.array.Array of shape (n,) or (n, K), same row chunks
+    classes : array_like, optional
+        All the labels of a 1-D ``y``; computed from ``y`` if None.
+    sample_weight : dask.array.Array of shape (n,) or float, optional
+        Same row chunks as ``X``; a scalar weighs every sample alike.
+    epochs : int, default 1
+        Passes over the chunks, >= 1.
+
     Returns
     -------
     estimator
     """
+    epochs = check_integer(epochs, "epochs", 1)
     dask, _ = _dask()
     X_blocks, y_blocks, w_blocks = _training_blocks(X, y, sample_weight)
     if classes is None and not (y.ndim == 2 and y.shape[1] > 1):

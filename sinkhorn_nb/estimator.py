@@ -1,6 +1,8 @@
 """``WassersteinClassifier``: a softmax linear model trained on the Wasserstein loss."""
+import copy
 import time
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -10,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import ground_metric as gm
 from .core import VARIANTS
@@ -28,6 +30,64 @@ def _positive(kind=Real):
 
 def _non_negative(kind=Real):
     return [Interval(kind, 0, None, closed="left")]
+
+
+def _is_multi_output(y):
+    """Whether ``y`` holds 2-D target measures (more than one column)."""
+    return np.ndim(y) == 2 and np.shape(y)[1] > 1
+
+
+def _check_two_classes(classes):
+    if len(classes) < 2:
+        raise ValueError("WassersteinClassifier needs samples of at least 2 classes, "
+                         f"got {len(classes)} class")
+
+
+def _check_classes(classes):
+    """The sorted distinct labels of ``partial_fit(classes=...)``: 1-D, no NaN."""
+    labels = np.asarray(classes)
+    if labels.ndim != 1:
+        raise ValueError("classes must be a 1-D array of all the class labels, got shape "
+                         f"{labels.shape}")
+    not_finite = labels.dtype.kind == "f" and not np.all(np.isfinite(labels))
+    if not_finite or np.any(labels != labels):         # NaN, also in object arrays
+        raise ValueError("classes contains NaN or an infinite value, which cannot be a class "
+                         "label; pass the labels y can take, e.g. classes=np.unique(y) over "
+                         "all the training data")
+    return np.unique(labels)
+
+
+def _sample_weight(sample_weight, X):
+    """``sample_weight`` as float64 of shape (n_samples,): ones for None, a scalar
+    broadcast to every sample (scikit-learn's ``_check_sample_weight``); finite,
+    non-negative and not all zero."""
+    if sample_weight is None:
+        return np.ones(X.shape[0])
+    w = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    return check_sample_weight(w, X.shape[0], positive_sum=True)
+
+
+@contextmanager
+def _unchanged_on_error(estimator):
+    """Put back the attributes of ``estimator`` if the block raises (any exception,
+    ``KeyboardInterrupt`` included).
+
+    A shallow copy is the exact earlier state because the fitting code never
+    modifies the objects of the fitted attributes in place: it works on copies and
+    assigns them at the end.
+    """
+    saved = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(saved)
+        raise
+
+
+def _warn(messages):
+    for message in messages:
+        warnings.warn(message, ConvergenceWarning)
 
 
 class WassersteinClassifier(ClassifierMixin, BaseEstimator):
@@ -123,7 +183,8 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     Parameters are checked by scikit-learn's parameter validation when ``fit``
     or ``partial_fit`` is called (``_parameter_constraints``); the data are
     checked once per call, after which every evaluation of the objective trusts
-    them.
+    them.  A ``fit`` or ``partial_fit`` call that raises (``KeyboardInterrupt``
+    included) leaves the estimator exactly as it was before the call.
     The estimator does not declare scikit-learn's ``multi_label`` tag: its output
     is one measure over the labels, not independent per-label probabilities, so
     sklearn's multi-label conventions (``predict == predict_proba.round()``) do
@@ -216,41 +277,50 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
 
     def _training_data(self, X, y, sample_weight, reset, classes=None):
         """Validate once: features, target measures, weights; drop the samples that
-        do not enter the objective.  Returns ``(X, targets, weights, classes)``."""
+        do not enter the objective.
+
+        Returns
+        -------
+        X, targets, weights, classes, multi_output
+        """
         X, y = validate_data(self, X, y, reset=reset, multi_output=True, dtype=np.float64,
                              y_numeric=False)
         targets, classes = make_targets(y, self.variant, classes)
-        if len(classes) < 2:
-            raise ValueError("WassersteinClassifier needs samples of at least 2 classes, "
-                             f"got {len(classes)} class")
-        w = check_sample_weight(sample_weight, X.shape[0],
-                                positive_sum=sample_weight is not None)
+        _check_two_classes(classes)
+        w = _sample_weight(sample_weight, X)
         keep = training_rows(targets, w, self.variant)
         if not keep.any():
             raise ValueError("no sample has both a positive weight and a non-empty target")
         if not keep.all():
             X, targets, w = X[keep], targets.take(keep), w[keep]
-        if reset:
-            self._y_2d = np.ndim(y) == 2 and np.shape(y)[1] > 1
-        return X, targets, w, classes
+        return X, targets, w, classes, _is_multi_output(y)
 
-    def _init_model(self, classes, n_features):
-        self.classes_ = classes
-        self.ground_metric_ = self._metric_for(classes)
+    def _new_state(self, classes, n_features, multi_output):
+        """The fitted attributes at the start of a fit, in a dict (``self`` is not
+        touched): the ground metric of ``classes`` and the starting ``coef_`` and
+        ``intercept_`` (copies of the current ones under ``warm_start``)."""
+        metric = self._metric_for(classes)
         K = len(classes)
-        if not (self.warm_start and hasattr(self, "coef_")
-                and self.coef_.shape == (K, n_features)):
+        if self.warm_start and hasattr(self, "coef_") and self.coef_.shape == (K, n_features):
+            coef, intercept = self.coef_.copy(), self.intercept_.copy()
+        else:
             rng = check_random_state(self.random_state)
-            self.coef_ = 0.01 * rng.standard_normal((K, n_features))
-            self.intercept_ = np.zeros(K)
-        self.loss_curve_ = []
-        self.sinkhorn_iterations_ = 0
+            coef, intercept = 0.01 * rng.standard_normal((K, n_features)), np.zeros(K)
+        return {"classes_": classes, "ground_metric_": metric, "coef_": coef,
+                "intercept_": intercept, "n_iter_": 0, "loss_curve_": [],
+                "sinkhorn_iterations_": 0, "_y_2d": multi_output, "_optimizer": None,
+                "_partial_objective": None, "_rng": None}
 
-    def _objective(self, warm_start_scalings=None):
-        """The :class:`~sinkhorn_nb.objective.LinearSoftmaxObjective` of the fitted
-        ground metric and parameters (``warm_start_scalings`` defaults to the
+    def _set(self, state):
+        """Assign the fitted attributes of a completed fit."""
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def _objective(self, metric, warm_start_scalings=None):
+        """The :class:`~sinkhorn_nb.objective.LinearSoftmaxObjective` of the ground
+        metric ``metric`` and the parameters (``warm_start_scalings`` defaults to the
         parameter of the same name)."""
-        loss = WassersteinLoss(self.ground_metric_, self.lam, variant=self.variant,
+        loss = WassersteinLoss(metric, self.lam, variant=self.variant,
                                gamma_a=self.gamma_a, gamma_b=self.gamma_b, device=self.device,
                                max_iter=self.sinkhorn_max_iter, tol=self.sinkhorn_tol)
         if warm_start_scalings is None:
@@ -261,13 +331,13 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         return LinearSoftmaxObjective(loss, self.kl_weight, self.alpha, warm_start_scalings,
                                       self.wasserstein_weight)
 
-    def _reporter(self, objective, unit):
+    def _reporter(self, state, objective, unit):
         """``report(iteration, value, grad_norm, seconds)``: records the loss curve
-        and prints a progress line every ``verbose`` iterations."""
+        in ``state`` and prints a progress line every ``verbose`` iterations."""
         seen = [objective.sinkhorn_iterations]
 
         def report(iteration, value, grad_norm, seconds):
-            self.loss_curve_.append(float(value))
+            state["loss_curve_"].append(float(value))
             if self.verbose and iteration % self.verbose == 0:
                 spent = objective.sinkhorn_iterations - seen[0]
                 seen[0] = objective.sinkhorn_iterations
@@ -276,15 +346,17 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
                       f"  {seconds:7.2f}s", flush=True)
         return report
 
-    def _finish(self, objective, iterations_before=0, not_converged_before=0):
-        self.sinkhorn_iterations_ = objective.sinkhorn_iterations - iterations_before
-        not_converged = objective.not_converged - not_converged_before
-        if not_converged:
-            warnings.warn(f"{not_converged} Sinkhorn solves did not reach "
-                          f"sinkhorn_tol={self.sinkhorn_tol} in sinkhorn_max_iter="
-                          f"{self.sinkhorn_max_iter} iterations during training (or gave "
-                          "non-finite values); consider a larger sinkhorn_max_iter",
-                          ConvergenceWarning)
+    def _finish(self, state, objective, before=(0, 0)):
+        """Record the Sinkhorn iterations spent since ``before`` (iterations, failed
+        solves) in ``state``; the warning messages about failed solves."""
+        state["sinkhorn_iterations_"] = objective.sinkhorn_iterations - before[0]
+        not_converged = objective.not_converged - before[1]
+        if not not_converged:
+            return []
+        return [f"{not_converged} Sinkhorn solves did not reach "
+                f"sinkhorn_tol={self.sinkhorn_tol} in sinkhorn_max_iter="
+                f"{self.sinkhorn_max_iter} iterations during training (or gave "
+                "non-finite values); consider a larger sinkhorn_max_iter"]
 
     # ---------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
@@ -300,39 +372,50 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
             Dask arrays with the same row chunks).
         y : array_like of shape (n_samples,) or (n_samples, K)
             Class labels, or target measures (indicator matrix, histograms).
-        sample_weight : array_like of shape (n_samples,), optional
+        sample_weight : float or array_like of shape (n_samples,), optional
+            Finite, non-negative, not all zero; a scalar weighs every sample alike.
 
         Returns
         -------
         self
+
+        Notes
+        -----
+        A fit either completes or leaves the estimator as it was.  When ``fit``
+        raises -- invalid data, a ``ground_metric`` that does not match the new
+        classes, a callable ``ground_metric`` that raises, or a
+        ``KeyboardInterrupt`` (Ctrl-C) during the optimization -- every fitted
+        attribute (``classes_``, ``coef_``, ``intercept_``, ``n_iter_``,
+        ``loss_curve_``, ``ground_metric_``, ``n_features_in_``, ...) keeps the
+        value of the previous fit (or stays undefined before the first one) and
+        the exception propagates.  The iterations of an interrupted fit are
+        discarded: to keep the progress of a long fit, fit in steps of a smaller
+        ``max_iter`` with ``warm_start=True``.
         """
-        if hasattr(X, "__dask_graph__"):      # a Dask collection (no need to import dask)
-            return self._fit_dask(X, y, sample_weight)
-        X, targets, w, classes = self._training_data(X, y, sample_weight, reset=True)
-        self._init_model(classes, X.shape[1])
-        objective = self._objective()
-        self._optimizer = None
-        self._partial_objective = None
-        if self.solver == "lbfgs":
-            self._run_lbfgs(objective, lambda coef, intercept: objective.value_and_grad(
-                coef, intercept, X, targets, w))
-        else:
-            self._optimizer = MinibatchOptimizer(self.solver, self.learning_rate)
-            self._rng = check_random_state(self.random_state)
-            report = self._reporter(objective, "epoch")
-            start = time.perf_counter()
-            self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                self._epoch(objective, X, targets, w, self._rng, report, start)
-                if self._stalled():
-                    break
+        with _unchanged_on_error(self):
+            if hasattr(X, "__dask_graph__"):      # a Dask collection (no need to import dask)
+                state, messages = self._fit_dask(X, y, sample_weight)
             else:
-                warnings.warn(f"{self.solver} did not converge in max_iter={self.max_iter} "
-                              "epochs", ConvergenceWarning)
-        self._finish(objective)
+                state, messages = self._fit_arrays(X, y, sample_weight)
+            self._set(state)
+        _warn(messages)
         return self
 
+    def _fit_arrays(self, X, y, sample_weight):
+        """Fit on in-memory data: ``(state, warning messages)``."""
+        X, targets, w, classes, multi_output = self._training_data(X, y, sample_weight,
+                                                                   reset=True)
+        state = self._new_state(classes, X.shape[1], multi_output)
+        objective = self._objective(state["ground_metric_"])
+        if self.solver == "lbfgs":
+            messages = self._run_lbfgs(state, objective, lambda coef, intercept: (
+                objective.value_and_grad(coef, intercept, X, targets, w)))
+        else:
+            messages = self._run_epochs(state, objective, X, targets, w)
+        return state, messages + self._finish(state, objective)
+
     def _fit_dask(self, X, y, sample_weight):
+        """Fit on Dask arrays (L-BFGS): ``(state, warning messages)``."""
         from .dask import DaskObjective, prepare_training
         if self.solver != "lbfgs":
             raise ValueError(f"Dask arrays train with solver='lbfgs' in fit; for "
@@ -340,90 +423,144 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
                              "(dask_ml.wrappers.Incremental or "
                              "sinkhorn_nb.dask.partial_fit_chunks)")
         data = prepare_training(X, y, sample_weight, self.variant)
-        if len(data.classes) < 2:
-            raise ValueError("WassersteinClassifier needs samples of at least 2 classes, "
-                             f"got {len(data.classes)} class")
-        self.n_features_in_ = data.n_features
-        self._y_2d = data.multi_output
-        self._init_model(data.classes, data.n_features)
-        objective = self._objective(warm_start_scalings=False)
-        self._optimizer = None
-        self._partial_objective = None
-        distributed = DaskObjective(objective, data)
-        self._run_lbfgs(objective, distributed.value_and_grad)
-        self._finish(objective)
-        return self
+        _check_two_classes(data.classes)
+        vars(self).pop("feature_names_in_", None)     # Dask arrays have no column names
+        state = self._new_state(data.classes, data.n_features, data.multi_output)
+        state["n_features_in_"] = data.n_features
+        objective = self._objective(state["ground_metric_"], warm_start_scalings=False)
+        messages = self._run_lbfgs(state, objective,
+                                   DaskObjective(objective, data).value_and_grad)
+        return state, messages + self._finish(state, objective)
 
-    def _run_lbfgs(self, objective, value_and_grad):
-        self.coef_, self.intercept_, self.n_iter_, converged = minimize_lbfgs(
-            value_and_grad, self.coef_, self.intercept_, max_iter=self.max_iter, tol=self.tol,
-            report=self._reporter(objective, "iter"))
-        if not converged:
-            warnings.warn(f"lbfgs did not converge in max_iter={self.max_iter} iterations",
-                          ConvergenceWarning)
+    def _run_lbfgs(self, state, objective, value_and_grad):
+        """L-BFGS from ``state``'s start into ``state``; the warning messages."""
+        coef, intercept, n_iter, converged = minimize_lbfgs(
+            value_and_grad, state["coef_"], state["intercept_"], max_iter=self.max_iter,
+            tol=self.tol, report=self._reporter(state, objective, "iter"))
+        state.update(coef_=coef, intercept_=intercept, n_iter_=n_iter)
+        if converged:
+            return []
+        return [f"lbfgs did not converge in max_iter={self.max_iter} iterations"]
 
-    def _epoch(self, objective, X, targets, w, rng, report, start):
-        """One pass of minibatch steps over the samples in a random order."""
+    def _run_epochs(self, state, objective, X, targets, w):
+        """Minibatch epochs until the loss stalls or ``max_iter``; the warning
+        messages."""
+        state["_optimizer"] = MinibatchOptimizer(self.solver, self.learning_rate)
+        state["_rng"] = check_random_state(self.random_state)
+        report = self._reporter(state, objective, "epoch")
+        start = time.perf_counter()
+        for _ in range(self.max_iter):
+            self._epoch(state, objective, X, targets, w, report, start)
+            if self._stalled(state["loss_curve_"]):
+                return []
+        return [f"{self.solver} did not converge in max_iter={self.max_iter} epochs"]
+
+    def _epoch(self, state, objective, X, targets, w, report, start):
+        """One pass of minibatch steps over the samples in a random order, on
+        ``state``'s own ``coef_`` and ``intercept_`` (updated in place)."""
+        coef, intercept = state["coef_"], state["intercept_"]
         n = X.shape[0]
-        order = rng.permutation(n)
+        order = state["_rng"].permutation(n)
         size = min(self.batch_size, n)
         total = 0.0
-        gradient = [np.zeros_like(self.coef_), np.zeros_like(self.intercept_)]
+        gradient = [np.zeros_like(coef), np.zeros_like(intercept)]
         for lo in range(0, n, size):
             batch = order[lo:lo + size]
             value, d_coef, d_int = objective.value_and_grad(
-                self.coef_, self.intercept_, X[batch], targets.take(batch), w[batch], batch)
-            self._optimizer.step(self.coef_, self.intercept_, d_coef, d_int)
+                coef, intercept, X[batch], targets.take(batch), w[batch], batch)
+            state["_optimizer"].step(coef, intercept, d_coef, d_int)
             weight = w[batch].sum()
             total += value * weight
             gradient[0] += weight * d_coef
             gradient[1] += weight * d_int
-        self.n_iter_ += 1
+        state["n_iter_"] += 1
         norm = np.sqrt(np.sum(gradient[0] ** 2) + np.sum(gradient[1] ** 2)) / w.sum()
-        report(self.n_iter_, total / w.sum(), norm, time.perf_counter() - start)
+        report(state["n_iter_"], total / w.sum(), norm, time.perf_counter() - start)
 
-    def _stalled(self):
-        c = self.loss_curve_
+    def _stalled(self, curve):
         k = self.n_iter_no_change
-        return len(c) > k and min(c[-k:]) > min(c[:-k]) - self.tol
+        return len(curve) > k and min(curve[-k:]) > min(curve[:-k]) - self.tol
 
     @available_if(lambda self: self.solver in ("sgd", "adam"))
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of the minibatch solver (``"sgd"`` or ``"adam"``) on ``(X, y)``.
 
-        ``classes`` (all labels; for 2-D targets the columns are taken from ``y``)
-        is required on the first call; later calls continue from the current
-        model, including Adam's moments and the loss engine.
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : array_like of shape (n_samples,) or (n_samples, K)
+            Class labels, or target measures (indicator matrix, histograms).
+        classes : array_like of shape (K,), optional
+            All the class labels (no NaN), required on the first call for 1-D
+            ``y`` (for 2-D targets the columns are the classes).  Later calls
+            continue from the current model, including Adam's moments and the loss
+            engine, and must pass the same classes or None, as in
+            :class:`~sklearn.linear_model.SGDClassifier`; call :meth:`fit` to
+            start over with other classes.
+        sample_weight : float or array_like of shape (n_samples,), optional
 
         Returns
         -------
         self
+
+        Notes
+        -----
+        As with :meth:`fit`, a call that raises (``KeyboardInterrupt`` included)
+        leaves the estimator as it was before the call.
         """
-        first = not hasattr(self, "coef_")
-        if first:
-            if classes is None and not (np.ndim(y) == 2 and np.shape(y)[1] > 1):
-                raise ValueError("classes must be given on the first call to partial_fit")
-            labels = None if classes is None else np.unique(np.asarray(classes))
-            X, targets, w, labels = self._training_data(X, y, sample_weight, reset=True,
-                                                        classes=labels)
-            self._init_model(labels, X.shape[1])
-            self.n_iter_ = 0
-            self._rng = check_random_state(self.random_state)
-        else:
-            X, targets, w, _ = self._training_data(X, y, sample_weight, reset=False,
-                                                   classes=self.classes_)
-        if getattr(self, "_partial_objective", None) is None:
-            self._partial_objective = self._objective()     # Gibbs kernel kept
-        if getattr(self, "_optimizer", None) is None:
-            self._optimizer = MinibatchOptimizer(self.solver, self.learning_rate)
-        objective = self._partial_objective
+        with _unchanged_on_error(self):
+            if hasattr(self, "coef_"):
+                state, data = self._continue_partial(X, y, classes, sample_weight)
+            else:
+                state, data = self._start_partial(X, y, classes, sample_weight)
+            messages = self._partial_epoch(state, *data)
+            self._set(state)
+        _warn(messages)
+        return self
+
+    def _start_partial(self, X, y, classes, sample_weight):
+        """First ``partial_fit`` call: ``(state, (X, targets, weights))``."""
+        if classes is None and not _is_multi_output(y):
+            raise ValueError("classes must be given on the first call to partial_fit")
+        labels = None if classes is None else _check_classes(classes)
+        X, targets, w, labels, multi_output = self._training_data(
+            X, y, sample_weight, reset=True, classes=labels)
+        return self._new_state(labels, X.shape[1], multi_output), (X, targets, w)
+
+    def _continue_partial(self, X, y, classes, sample_weight):
+        """Later ``partial_fit`` call: copies of the model's state, and the data."""
+        if classes is not None and not np.array_equal(_check_classes(classes), self.classes_):
+            raise ValueError(f"classes={np.asarray(classes)!r} differs from classes_="
+                             f"{self.classes_!r} of the fitted model; partial_fit keeps its "
+                             "classes: pass the same classes (or None), or call fit to "
+                             "start over with new classes")
+        X, targets, w, _, _ = self._training_data(X, y, sample_weight, reset=False,
+                                                  classes=self.classes_)
+        state = {"coef_": self.coef_.copy(), "intercept_": self.intercept_.copy(),
+                 "n_iter_": self.n_iter_, "loss_curve_": list(self.loss_curve_),
+                 "ground_metric_": self.ground_metric_,
+                 "_optimizer": copy.deepcopy(getattr(self, "_optimizer", None)),
+                 "_rng": copy.deepcopy(getattr(self, "_rng", None)),
+                 # the loss engine is shared: its scalings are forgotten at every call
+                 # and its counters are read as differences
+                 "_partial_objective": getattr(self, "_partial_objective", None)}
+        return state, (X, targets, w)
+
+    def _partial_epoch(self, state, X, targets, w):
+        """One epoch of ``partial_fit`` on ``state``; the warning messages."""
+        if state["_rng"] is None:
+            state["_rng"] = check_random_state(self.random_state)
+        if state["_optimizer"] is None:
+            state["_optimizer"] = MinibatchOptimizer(self.solver, self.learning_rate)
+        if state["_partial_objective"] is None:        # Gibbs kernel kept across calls
+            state["_partial_objective"] = self._objective(state["ground_metric_"])
+        objective = state["_partial_objective"]
         objective.forget_scalings()          # sample ids are rows of this call only
         before = objective.sinkhorn_iterations, objective.not_converged
-        self._epoch(objective, X, targets, w, self._rng, self._reporter(objective, "epoch"),
+        self._epoch(state, objective, X, targets, w, self._reporter(state, objective, "epoch"),
                     time.perf_counter())
-        self._finish(objective, *before)
-        return self
+        return self._finish(state, objective, before)
 
     # ------------------------------------------------------------- prediction
     def _logits(self, X):

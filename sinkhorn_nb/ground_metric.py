@@ -1,18 +1,50 @@
 """Ground metrics between labels, scaled so that ``max M < 1`` (paper, footnote 5).
 
-Every builder returns a float64 ``(K, K)`` array with a zero diagonal, divided by
-its largest entry and multiplied by ``max_value`` (default 0.999), so the
-regularization ``lam`` means the same thing whatever the raw distances.
+Every builder returns a float64 ``(K, K)`` array with a zero diagonal,
+``max_value * (D / D.max()) ** p`` for the raw distances ``D`` between labels
+(``max_value`` 0.999 by default), so the regularization ``lam`` means the same
+thing whatever the raw distances.  The distances are divided by their largest
+*before* the power, so no ``p`` overflows (which would give NaN or an all-zero
+metric).  When ``p`` is so large that a positive distance underflows to 0 (for
+instance ``(1 / 99) ** 163`` in ``ordinal(100, p=163)``), two distinct labels
+would be at distance 0: the builders then raise a ``ValueError`` that names the
+largest safe ``p`` rather than return that degenerate metric.
 """
 import numpy as np
 
 from .validation import as_real_array, check_positive_scalar
 
 
-def _scaled(D, max_value):
+def _scaled(D, p, max_value):
+    """``max_value * (D / max D) ** p``, checked to keep positive distances positive.
+
+    Raises
+    ------
+    ValueError
+        If a positive distance of ``D`` underflows to 0.
+    """
+    p = check_positive_scalar(p, "p")
     max_value = check_positive_scalar(max_value, "max_value")
     top = D.max()
-    return D * (max_value / top) if top > 0 else D
+    if not top > 0:
+        return D
+    with np.errstate(under="ignore"):          # checked just below
+        M = (D / top) ** p * max_value
+    lost = (M == 0) & (D > 0)
+    if lost.any():
+        raise ValueError(_underflow_message(D[D > 0].min() / top, p, max_value,
+                                            np.count_nonzero(lost) // 2))
+    return M
+
+
+def _underflow_message(ratio, p, max_value, pairs):
+    """Why ``max_value * ratio ** p`` is 0, and the largest ``p`` that stays normal."""
+    tiny = np.finfo(np.float64).tiny
+    limit = np.log(tiny / max_value) / np.log(ratio)
+    return (f"p={p:g} is too large for these distances: (d / max d) ** p * max_value "
+            f"underflows to 0 for {pairs} pair(s) of distinct labels (the smallest "
+            f"distance is {ratio:.3g} of the largest), so they would be at distance 0; "
+            f"use p <= {limit:.4g} (or a larger max_value)")
 
 
 def _pairwise_euclidean(X):
@@ -57,6 +89,12 @@ def ordinal(n_classes, p=1.0, *, max_value=0.999):
     -------
     M : ndarray of shape (K, K)
 
+    Raises
+    ------
+    ValueError
+        If ``p`` is so large that a positive distance underflows to 0 (see the
+        module notes).
+
     Examples
     --------
     >>> import sinkhorn_nb as snb
@@ -69,9 +107,8 @@ def ordinal(n_classes, p=1.0, *, max_value=0.999):
         raise TypeError(f"n_classes must be an integer, got {type(n_classes).__name__}")
     if n_classes < 1:
         raise ValueError(f"n_classes must be >= 1, got {n_classes}")
-    p = check_positive_scalar(p, "p")
     k = np.arange(n_classes, dtype=np.float64)
-    return _scaled(np.abs(k[:, None] - k[None, :]) ** p, max_value)
+    return _scaled(np.abs(k[:, None] - k[None, :]), p, max_value)
 
 
 def zero_one(n_classes, *, max_value=0.999):
@@ -109,6 +146,12 @@ def from_points(P, p=1.0, *, max_value=0.999):
     -------
     M : ndarray of shape (K, K)
 
+    Raises
+    ------
+    ValueError
+        If ``p`` is so large that a positive distance underflows to 0 (see the
+        module notes).
+
     Examples
     --------
     >>> import sinkhorn_nb as snb
@@ -118,8 +161,7 @@ def from_points(P, p=1.0, *, max_value=0.999):
            [0.2  , 0.848, 0.   ]])
     """
     X = _check_points(P, "P")
-    p = check_positive_scalar(p, "p")
-    return _scaled(_pairwise_euclidean(X) ** p, max_value)
+    return _scaled(_pairwise_euclidean(X), p, max_value)
 
 
 def from_embeddings(E, p=1.0, *, max_value=0.999):
@@ -140,6 +182,12 @@ def from_embeddings(E, p=1.0, *, max_value=0.999):
     -------
     M : ndarray of shape (K, K)
 
+    Raises
+    ------
+    ValueError
+        If ``p`` is so large that a positive distance underflows to 0 (see the
+        module notes).
+
     Examples
     --------
     >>> import sinkhorn_nb as snb
@@ -154,6 +202,4 @@ def from_embeddings(E, p=1.0, *, max_value=0.999):
         raise ValueError(f"E row {int(np.argmax(top == 0))} is all zero and cannot "
                          "be normalized")
     X = X / top[:, None]                      # exact ratios in [-1, 1]: the norm cannot overflow
-    p = check_positive_scalar(p, "p")
-    return _scaled(_pairwise_euclidean(X / np.linalg.norm(X, axis=1)[:, None]) ** p,
-                   max_value)
+    return _scaled(_pairwise_euclidean(X / np.linalg.norm(X, axis=1)[:, None]), p, max_value)

@@ -63,8 +63,25 @@ def test_chunked_loss_rejects_bad_input():
     with pytest.raises(TypeError, match="y must be a dask.array.Array"):
         loss_and_gradient(h, np.full((4, 3), 1 / 3), loss)
     other = da.from_array(np.full((4, 3), 1 / 3), chunks=(3, 3))
-    with pytest.raises(ValueError, match="y must have the same row chunks"):
-        loss_and_gradient(h, other, loss)
+    with pytest.raises(ValueError, match="y must have the same row chunks as h:"):
+        loss_and_gradient(h, other, loss)      # named h, not X (fixed)
+    with pytest.raises(ValueError, match="h and y must have the same shape"):
+        loss_and_gradient(h[0], other, loss)
+
+
+def test_chunked_loss_of_one_problem_as_numpy():
+    """1-D Dask arrays are one problem, as for the loss on NumPy arrays (they
+    raised IndexError before the fix)."""
+    loss = snb.WassersteinLoss(random_metric(5, 0), 10.0)
+    h = random_predictions(1, 5, 1)[0]
+    y = random_targets("sparse", 1, 5, 2)[0]
+    values, grad = loss_and_gradient(da.from_array(h, chunks=2), da.from_array(y, chunks=3),
+                                     loss)
+    assert values.shape == () and grad.shape == (5,)
+    values, grad = dask.compute(values, grad, scheduler="sync")
+    expected_value, expected_grad = loss(h, y)
+    assert float(values) == pytest.approx(expected_value, rel=1e-13)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-15)
 
 
 def test_engine_is_sent_to_each_worker_once(client):
@@ -191,3 +208,42 @@ def test_docs_example_runs(capsys):
     exec(compile(blocks[0], "docs/dask.md", "exec"), namespace)
     score, mean_loss = [float(line) for line in capsys.readouterr().out.split()]
     assert score > 0.9 and 0 < mean_loss < 1
+
+
+@pytest.mark.parametrize("epochs, error, match", [
+    (-1, ValueError, "epochs must be >= 1, got -1"),
+    (0, ValueError, "epochs must be >= 1, got 0"),
+    (1.5, TypeError, "epochs must be an integer"),
+])
+def test_partial_fit_chunks_validates_epochs(epochs, error, match):
+    """epochs=-1 trained nothing, silently, before the fix."""
+    X, labels = classification_data(n=40, seed=5)
+    Xd, yd = da.from_array(X, chunks=(20, 6)), da.from_array(labels, chunks=20)
+    clf = estimator(solver="sgd")
+    with pytest.raises(error, match=match):
+        partial_fit_chunks(clf, Xd, yd, epochs=epochs)
+    assert not hasattr(clf, "coef_")
+
+
+def test_dask_training_needs_2d_X():
+    X, labels = classification_data(n=40, seed=6)
+    Xd, yd = da.from_array(X[:, 0], chunks=20), da.from_array(labels, chunks=20)
+    for train in (lambda: estimator().fit(Xd, yd),
+                  lambda: partial_fit_chunks(estimator(solver="sgd"), Xd, yd)):
+        with pytest.raises(ValueError, match=r"X must be a 2-D Dask array .*X.reshape"):
+            train()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_dask_fit_takes_a_scalar_sample_weight():
+    """A scalar weighs every row alike, as in the NumPy fit."""
+    X, labels = classification_data(n=80, seed=7)
+    Xd, yd = da.from_array(X, chunks=(40, 6)), da.from_array(labels, chunks=40)
+    with dask.config.set(scheduler="sync"):
+        weighted = estimator(max_iter=10).fit(Xd, yd, sample_weight=2.0)
+        plain = estimator(max_iter=10).fit(Xd, yd)
+        chunks = partial_fit_chunks(estimator(solver="sgd"), Xd, yd, sample_weight=2.0)
+    np.testing.assert_allclose(weighted.coef_, plain.coef_, rtol=1e-12, atol=1e-14)
+    assert chunks.n_iter_ == 2
+    with pytest.raises(ValueError, match="no sample has both a positive weight"):
+        estimator().fit(Xd, yd, sample_weight=0.0)

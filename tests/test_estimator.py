@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sinkhorn_nb as snb
+from sinkhorn_nb import estimator as estimator_module
 from sinkhorn_nb.objective import LinearSoftmaxObjective, Targets
 
 
@@ -263,3 +264,186 @@ def test_kl_only_baseline_is_logistic_regression(digits):
     np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=2e-3)
     with pytest.raises(ValueError, match="wasserstein_weight and kl_weight are both 0"):
         snb.WassersteinClassifier(wasserstein_weight=0.0).fit(X, y)
+
+
+# ------------------------------------------------- a failed fit changes nothing
+def _fitted_state(clf):
+    """Every attribute that fitting sets (public ``*_`` and private), pickled, so
+    that an in-place change shows; the shared loss engine by identity only (its
+    scalings are forgotten at each call and its counters read as differences)."""
+    params = clf.get_params(deep=False)
+    return {name: value if name == "_partial_objective" else pickle.dumps(value)
+            for name, value in vars(clf).items() if name not in params}
+
+
+def _assert_unchanged(clf, before, X):
+    after = _fitted_state(clf)
+    assert after.keys() == before.keys()
+    for name, value in before.items():
+        if name == "_partial_objective":
+            assert after[name] is value
+        else:
+            assert after[name] == value, name
+    if "coef_" in before:                                   # and it still predicts
+        assert clf.predict(X).shape == (len(X),)
+
+
+def _small_problem(seed=0, n=60, d=3, K=3):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.integers(0, K, n)
+
+
+def _three_classes_only(classes):
+    if len(classes) != 3:
+        raise ValueError("this metric knows three classes")
+    return snb.ground_metric.ordinal(3)
+
+
+@pytest.mark.parametrize("case", ["metric shape", "metric callable raises",
+                                  "bad sample_weight after new features"])
+@pytest.mark.parametrize("fitted", [True, False])
+def test_failed_fit_leaves_the_estimator_as_it_was(case, fitted):
+    """Before the fix, classes_ (and n_features_in_) changed while coef_ and
+    predict stayed those of the old model."""
+    X, y = _small_problem()
+    metric = _three_classes_only if case == "metric callable raises" else \
+        snb.ground_metric.ordinal(3)
+    clf = snb.WassersteinClassifier(metric, max_iter=50, random_state=0)
+    if fitted:
+        clf.fit(X, y)
+        proba = clf.predict_proba(X)
+    before = _fitted_state(clf)
+    if case == "bad sample_weight after new features":
+        X_new, y_new, weights = np.hstack([X, X]), y, -np.ones(len(y))
+    else:
+        X_new, y_new, weights = X, y % 2, None              # two classes now
+    with pytest.raises(ValueError):
+        clf.fit(X_new, y_new, sample_weight=weights)
+    _assert_unchanged(clf, before, X if fitted else None)
+    if fitted:
+        np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    else:
+        assert not hasattr(clf, "classes_") and not hasattr(clf, "n_features_in_")
+
+
+def test_failed_first_partial_fit_leaves_the_estimator_unfitted():
+    X, y = _small_problem()
+    clf = snb.WassersteinClassifier(np.ones((3, 3)) - np.eye(3), solver="sgd")
+    with pytest.raises(ValueError, match="ground_metric has shape"):
+        clf.partial_fit(X, y % 2, classes=[0, 1])
+    assert _fitted_state(clf) == {}
+    clf.partial_fit(X, y, classes=[0, 1, 2])              # a good first call still works
+    assert clf.n_iter_ == 1
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("where", ["objective", "callback"])
+def test_interrupted_lbfgs_refit_keeps_the_previous_fit(where, monkeypatch):
+    """Ctrl-C in the middle of an L-BFGS refit: the previous fit stays, whole, and
+    KeyboardInterrupt propagates (documented in ``fit``).  Before the fix, coef_
+    was left at the random start of the new fit, with the old n_iter_."""
+    X, y = _small_problem(1)
+    clf = snb.WassersteinClassifier("ordinal", max_iter=40, tol=1e-10, random_state=0,
+                                    verbose=1 if where == "callback" else 0)
+    clf.fit(X, y)
+    proba = clf.predict_proba(X)
+    before = _fitted_state(clf)
+    calls = []
+
+    def interrupt_third_call(original):
+        def wrapper(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+        return wrapper
+
+    if where == "objective":
+        monkeypatch.setattr(LinearSoftmaxObjective, "value_and_grad",
+                            interrupt_third_call(LinearSoftmaxObjective.value_and_grad))
+    else:                                   # the progress line of the third iteration
+        monkeypatch.setattr(estimator_module, "print", interrupt_third_call(print),
+                            raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        clf.set_params(random_state=1).fit(X[:40], y[:40])
+    assert len(calls) == 3
+    _assert_unchanged(clf, before, X)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    monkeypatch.undo()
+    again = clf.fit(X[:40], y[:40])                 # the estimator is usable as before
+    fresh = snb.WassersteinClassifier("ordinal", max_iter=40, tol=1e-10, random_state=1,
+                                      verbose=clf.verbose).fit(X[:40], y[:40])
+    np.testing.assert_array_equal(again.coef_, fresh.coef_)
+    assert again.n_iter_ == fresh.n_iter_
+
+
+def test_interrupted_partial_fit_keeps_the_model(monkeypatch):
+    """An exception in the middle of a partial_fit epoch (after some minibatch
+    steps) leaves coef_, Adam's moments and the random state as they were."""
+    X, y = _small_problem(2)
+    clf = snb.WassersteinClassifier("ordinal", solver="adam", batch_size=10, random_state=0)
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    before = _fitted_state(clf)
+    original = LinearSoftmaxObjective.value_and_grad
+    calls = []
+
+    def value_and_grad(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(LinearSoftmaxObjective, "value_and_grad", value_and_grad)
+    with pytest.raises(KeyboardInterrupt):
+        clf.partial_fit(X, y)
+    _assert_unchanged(clf, before, X)
+    monkeypatch.undo()
+    twin = snb.WassersteinClassifier("ordinal", solver="adam", batch_size=10, random_state=0)
+    twin.partial_fit(X, y, classes=[0, 1, 2])
+    np.testing.assert_array_equal(clf.partial_fit(X, y).coef_, twin.partial_fit(X, y).coef_)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_scalar_sample_weight_is_broadcast(solver):
+    """A scalar weighs every sample alike, as in scikit-learn (refused before)."""
+    X, y = _small_problem(3)
+    params = dict(ground_metric="ordinal", solver=solver, max_iter=15, random_state=0)
+    scalar = snb.WassersteinClassifier(**params).fit(X, y, sample_weight=2.5)
+    array = snb.WassersteinClassifier(**params).fit(X, y, sample_weight=np.full(60, 2.5))
+    np.testing.assert_array_equal(scalar.coef_, array.coef_)
+    if solver == "adam":
+        clf = snb.WassersteinClassifier(**params).partial_fit(X, y, classes=[0, 1, 2],
+                                                              sample_weight=3)
+        assert clf.n_iter_ == 1
+    for bad, error in [(0.0, "zero"), (-1.0, "negative|Negative"), (np.nan, "NaN")]:
+        with pytest.raises(ValueError, match=error):
+            snb.WassersteinClassifier(**params).fit(X, y, sample_weight=bad)
+
+
+def test_partial_fit_refuses_other_classes():
+    """Like SGDClassifier: later calls must pass the classes of the first (or
+    None).  Before the fix a different ``classes`` was silently ignored."""
+    X, y = _small_problem(4)
+    clf = snb.WassersteinClassifier(solver="sgd", random_state=0)
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    clf.partial_fit(X, y, classes=np.array([2, 0, 1]))        # the same set of labels
+    clf.partial_fit(X, y)
+    before = _fitted_state(clf)
+    for other in ([0, 1, 2, 3], [0, 1], ["a", "b", "c"]):
+        with pytest.raises(ValueError, match="differs from classes_=.*call fit to start"):
+            clf.partial_fit(X, y, classes=other)
+    _assert_unchanged(clf, before, X)
+    assert clf.n_iter_ == 3
+
+
+@pytest.mark.parametrize("classes", [[0.0, 1.0, 2.0, np.nan],
+                                     np.array(["a", "b", np.nan], dtype=object),
+                                     [0.0, 1.0, np.inf]])
+def test_partial_fit_rejects_nan_classes(classes):
+    """NaN is not a class label (it was kept as one before the fix)."""
+    X, y = _small_problem(5)
+    clf = snb.WassersteinClassifier(solver="sgd")
+    with pytest.raises(ValueError, match="classes contains NaN or an infinite value"):
+        clf.partial_fit(X, y, classes=classes)
+    assert _fitted_state(clf) == {}

@@ -82,3 +82,90 @@ def test_top_k_cost_by_brute_force():
         snb.metrics.top_k_cost(Y, S, M, 0)
     with pytest.raises(ValueError, match="has no true label"):
         snb.metrics.top_k_cost(np.zeros((8, K)), S, M, 1)
+
+
+def test_large_p_neither_overflows_nor_underflows_the_whole_metric():
+    """Distances are divided by their largest before the power.  Before the fix
+    ordinal(100, 155) held NaN (99 ** 155 overflows), and from_points and
+    from_embeddings gave NaN or an all-zero metric."""
+    M = snb.ground_metric.ordinal(100, p=155)
+    j = np.arange(1, 100)
+    assert np.all(np.isfinite(M)) and M.max() == 0.999 and np.all(M[0, 1:] > 0)
+    np.testing.assert_allclose(M[0, 1:], 0.999 * np.exp(155 * np.log(j / 99)), rtol=1e-9)
+    M3 = snb.ground_metric.ordinal(3, p=1030)                    # 2 ** 1030 overflows
+    np.testing.assert_allclose(M3[0], [0.0, 0.999 * 2.0 ** -1030, 0.999], rtol=1e-9)
+    triangle = [[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3) / 2]]   # was all zero
+    P = snb.ground_metric.from_points(triangle, p=1100)
+    np.testing.assert_allclose(P, 0.999 * (1 - np.eye(3)), rtol=1e-9)
+    E = snb.ground_metric.from_embeddings([[1.0, 0.0], [0.0, 3.0], [-2.0, 0.0]], p=1100)
+    np.testing.assert_allclose(E[0], [0.0, 0.999 * 2.0 ** -550, 0.999], rtol=1e-9)
+    # ordinary p: the same values as before, up to rounding
+    D = np.abs(np.arange(7)[:, None] - np.arange(7)[None, :]) ** 1.7
+    np.testing.assert_allclose(snb.ground_metric.ordinal(7, p=1.7), 0.999 * D / D.max(),
+                               rtol=1e-14)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: snb.ground_metric.ordinal(100, p=163),
+    lambda: snb.ground_metric.from_points([[0.0], [1.0], [100.0]], p=200),
+    lambda: snb.ground_metric.from_embeddings([[1.0, 0.0], [1.0, 0.1], [-1.0, 0.0]], p=300),
+])
+def test_p_too_large_for_the_distances_is_an_error(call):
+    """A positive distance that underflows to 0 would merge two labels: raise."""
+    with pytest.raises(ValueError, match=r"p=\d+ is too large for these distances.*use p <="):
+        call()
+
+
+def test_duplicate_points_keep_their_zero_distance_at_large_p():
+    M = snb.ground_metric.from_points([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]], p=3000)
+    np.testing.assert_array_equal(M, 0.999 * np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]]))
+
+
+@pytest.mark.parametrize("average", ["no", "False", 0, 1, None, [True]])
+def test_top_k_cost_average_must_be_a_bool(average):
+    """Before the fix any truthy value (the string "no" included) meant True."""
+    M = snb.ground_metric.ordinal(3)
+    with pytest.raises(TypeError, match="average must be True or False"):
+        snb.metrics.top_k_cost([0, 1], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], M, 1,
+                               average=average)
+    costs = snb.metrics.top_k_cost([0, 1], [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], M, 1,
+                                   average=np.False_)
+    np.testing.assert_allclose(costs, [0.0, M[2, 1]])
+
+
+def test_semantic_distance_looks_labels_up_in_classes():
+    """Labels 3, 7, 9 or strings, as in a classifier's classes_, with classes=."""
+    M = snb.ground_metric.ordinal(3, max_value=2.0)
+    sd = snb.metrics.semantic_distance
+    assert sd([3, 7, 9], [9, 7, 3], M, classes=[3, 7, 9]) == pytest.approx(4 / 3)
+    assert sd(["b", "a"], ["a", "a"], M, classes=np.array(["c", "b", "a"])) == 0.5  # rows c, b, a
+    assert sd([1, 0, 2], [1, 2, 2], M) == sd([7, 3, 9], [7, 9, 9], M, classes=[3, 7, 9])
+    with pytest.raises(ValueError, match=r"y_pred contains labels not in classes: \[8\]"):
+        sd([3, 7], [3, 8], M, classes=[3, 7, 9])
+    with pytest.raises(ValueError, match="y_true contains labels not in classes"):
+        sd(["x"], ["a"], M, classes=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"integer label indices in \[0, 3\).*classes=clf"):
+        sd([3, 7], [7, 9], M)
+    with pytest.raises(TypeError, match="pass classes=clf.classes_"):
+        sd(["a"], ["b"], M)
+    with pytest.raises(ValueError, match=r"classes must hold one label per row of M"):
+        sd([3], [7], M, classes=[3, 7])
+    with pytest.raises(ValueError, match="classes must not repeat a label"):
+        sd([3], [7], M, classes=[3, 7, 7])
+    assert snb.metrics.top_k_cost(["b", "a"], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], M, 1,
+                                  classes=["a", "b", "c"]) == 1.0
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_semantic_distance_of_a_classifier_with_string_labels():
+    rng = np.random.default_rng(8)
+    labels = rng.integers(0, 3, 90)
+    X = rng.normal(size=(90, 2)) + labels[:, None] * 2.0
+    names = np.array(["low", "mid", "top"])[labels]
+    clf = snb.WassersteinClassifier("ordinal", max_iter=30).fit(X, names)
+    got = snb.metrics.semantic_distance(names, clf.predict(X), clf.ground_metric_,
+                                        classes=clf.classes_)
+    index = {name: i for i, name in enumerate(clf.classes_)}
+    expected = np.mean([clf.ground_metric_[index[t], index[p]]
+                        for t, p in zip(names, clf.predict(X))])
+    assert got == pytest.approx(expected)
