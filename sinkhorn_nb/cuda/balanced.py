@@ -9,14 +9,15 @@ With :math:`\alpha = \log u / \lambda`, :math:`\beta = \log v / \lambda`,
     \qquad \partial W/\partial h = \alpha - \bar\alpha,
 
 with :math:`\alpha_i = -\log(Gv)_i/\lambda` where :math:`h_i = 0`.  Every kernel
-works on the rows with ``rows[r] != 0``.
+works on the rows ``rows`` (int64 row indices).
 """
 import math
 
 import numba
 from numba import cuda
 
-from ..core import CONVERGED, FAILED, NEWTON_MAX_SUPPORT
+from ..core import CONVERGED, FAILED
+from ..routing import NEWTON_MAX_SUPPORT
 from .jit import MAX_ROW_THREADS, device, kernel
 from .kernels import (block_max, block_row, block_sum, exp_or_inf, is_finite, log_or_inf,
                       positive_finite, row_status)
@@ -41,7 +42,7 @@ def centre(grad, r, alpha_sum, lam):
         grad[r, i] = (grad[r, i] - mean) * scale
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.a2, t.a2, t.f, t.i32, t.a1, t.a2, t.i64)])
+@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.a2, t.a2, t.f, t.i64, t.a1, t.a2, t.i64)])
 def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, rows, loss, grad, status):
     """Loss and gradient of a multiplicative solve; ``status[r] = FAILED`` where a
     scaling or marginal over/underflowed on the support of its mass.  One block
@@ -83,7 +84,7 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, rows, loss, grad, status):
             status[r] = FAILED
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.f2, t.f2, t.f2, t.f, t.f, t.i32, t.a1, t.a2, t.a2, t.a2)])
+@kernel(lambda t: [(t.a2, t.a2, t.f2, t.f2, t.f2, t.f, t.f, t.i64, t.a1, t.a2, t.a2, t.a2)])
 def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad, u, v):
     """Loss, gradient and scalings from a log-domain solve; ``limit`` bounds the
     log-scalings before the gauge is shifted (:func:`gauge_shift`).  One block
@@ -124,16 +125,18 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lam, limit, rows, loss, grad,
         loss[r] = (dual - plan_mass) / lam
 
 
-@kernel(lambda t: [(t.a2, t.i64, t.a2, t.a2, t.b, t.f, t.f, t.f, t.i32, t.a1, t.a2, t.a1,
-                    t.a2, t.a2, t.i64, t.a1, t.i64)])
-def one_hot_rows(h, label, M_T, G_T, divide, lam, lam_max_m, limit, rows, loss, grad, cost, u,
-                 v, n_iter, err, status):
+@kernel(lambda t: [(t.a2, t.i64, t.f1, t.a2, t.f1, t.a2, t.b, t.f, t.f, t.f, t.b, t.i64,
+                    t.a1, t.a2, t.a1, t.a2, t.a2, t.i64, t.a1, t.i64)])
+def one_hot_rows(h, label, mass, M_T, M_column_sums, G_T, divide, lam, lam_max_m, limit,
+                 scalings, rows, loss, grad, cost, u, v, n_iter, err, status):
     """Closed form for targets with a single non-zero entry ``j = label[r]``
     (the scan's last non-zero of the row): ``T = h e_j^T``,
-    ``log u_i = log h_i + lam M_ij + 1``, ``v_j = 1`` (see
-    :func:`sinkhorn_nb.cpu.balanced.one_hot_rows`, whose choices between
-    ``h / G``, ``h e^{lam M + 1}`` and the logarithm this repeats).  One block
-    per row."""
+    ``log u_i = log h_i + lam M_ij + 1``, ``v_j = 1``; the arguments and choices
+    are those of :func:`sinkhorn_nb.cpu.balanced.one_hot_rows`: the gradient is
+    centred with ``M_column_sums[j]``; with ``scalings``, ``u`` is ``h / G``
+    (``divide``), ``h e^{lam M + 1}`` or the exponential of the logarithm, with
+    the gauge shifted only where ``log u`` could exceed ``limit`` (bounded by
+    ``lam_max_m + 1 + log mass[r]``).  One block per row."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
     r = block_row(rows)
     if r < 0:
@@ -142,36 +145,41 @@ def one_hot_rows(h, label, M_T, G_T, divide, lam, lam_max_m, limit, rows, loss, 
     j = label[r]
     transport = 0.0
     entropy = 0.0
-    alpha_sum = 0.0
+    log_sum = 0.0
     top_u = -math.inf
     for i in range(cuda.threadIdx.x, K, cuda.blockDim.x):
         alpha = lam * M_T[j, i] + 1.0
         if h[r, i] > 0:
             log_h = math.log(h[r, i])
             alpha += log_h
+            log_sum += log_h
             entropy += h[r, i] * log_h
             transport += h[r, i] * M_T[j, i]
             top_u = max(top_u, alpha)
         grad[r, i] = alpha
-        alpha_sum += alpha
     transport = block_sum(buf, transport)
     entropy = block_sum(buf, entropy)
-    alpha_sum = block_sum(buf, alpha_sum)
-    top_u = block_max(buf, top_u)
-    shift = gauge_shift(top_u, 0.0, limit)
-    direct = lam_max_m + 1.0 <= limit
-    for i in range(cuda.threadIdx.x, K, cuda.blockDim.x):
-        if shift == 0.0 and divide:
-            u[r, i] = h[r, i] / G_T[j, i] if h[r, i] > 0 else 0.0
-        elif shift == 0.0 and direct:
-            u[r, i] = h[r, i] * math.exp(lam * M_T[j, i] + 1.0) if h[r, i] > 0 else 0.0
-        else:
-            u[r, i] = exp_or_inf(grad[r, i] - shift) if h[r, i] > 0 else 0.0
-        v[r, i] = 0.0
-    cuda.syncthreads()
+    log_sum = block_sum(buf, log_sum)
+    if scalings:
+        shift = 0.0
+        if lam_max_m + 1.0 + math.log(mass[r]) > limit:
+            shift = gauge_shift(block_max(buf, top_u), 0.0, limit)
+        direct = lam_max_m + 1.0 <= limit
+        for i in range(cuda.threadIdx.x, K, cuda.blockDim.x):
+            if shift == 0.0 and divide:
+                u[r, i] = h[r, i] / G_T[j, i] if h[r, i] > 0 else 0.0
+            elif shift == 0.0 and direct:
+                u[r, i] = h[r, i] * math.exp(lam * M_T[j, i] + 1.0) if h[r, i] > 0 else 0.0
+            else:
+                u[r, i] = exp_or_inf(grad[r, i] - shift) if h[r, i] > 0 else 0.0
+            v[r, i] = 0.0
+        cuda.syncthreads()
+        if cuda.threadIdx.x == 0:
+            v[r, j] = exp_or_inf(shift)
+    # sum of alpha = lam * (column sum of M) + K + sum of log h over h > 0
+    alpha_sum = lam * M_column_sums[j] + K + log_sum
     centre(grad, r, alpha_sum, lam)
     if cuda.threadIdx.x == 0:
-        v[r, j] = exp_or_inf(shift)
         loss[r] = transport + entropy / lam
         cost[r] = transport
         n_iter[r] = 0
@@ -275,18 +283,19 @@ def newton_step(G_T, index, s, v, u, gv, gap, weight, W, rhs, step, pivot, max_s
     return True
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.i32, t.a2, t.a2, t.b, t.f1, t.i, t.f, t.i64,
-                    t.a1, t.i64, t.a2, t.a2, t.a1, t.f2, t.f2, t.f2, t.f2, t.f2)])
+@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.i64, t.a2, t.a2, t.b, t.f1, t.i, t.f, t.i64,
+                    t.a1, t.i64, t.a2, t.a2, t.a1, t.f3)])
 def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, n_iter, err,
-                status, gv_out, gtu_out, cost, u_work, gv_work, u_try, gv_try, weight):
+                status, gv_out, gtu_out, cost, work):
     """Balanced rows with at most ``NEWTON_MAX_SUPPORT`` target labels, by Newton's
-    method on the semi-dual (the algorithm, stopping test and outputs of
-    :func:`sinkhorn_nb.cpu.balanced.newton_rows`).  One thread per row; the last
-    five arguments are ``(n, K)`` float64 scratch arrays (work in float64 as the
-    CPU does)."""
-    r = cuda.grid(1)
-    if r >= h.shape[0] or rows[r] == 0:
+    method on the semi-dual (the algorithm, stopping test, ``FAILED`` rows and
+    outputs of :func:`sinkhorn_nb.cpu.balanced.newton_rows`).  One thread per
+    row; ``work`` is float64 scratch of shape ``(5, len(rows), K)`` (work in
+    float64 as the CPU does)."""
+    k = cuda.grid(1)
+    if k >= rows.shape[0]:
         return
+    r = rows[k]
     K = h.shape[1]
     index = cuda.local.array(NEWTON_MAX_SUPPORT, dtype=numba.int32)
     ys = cuda.local.array(NEWTON_MAX_SUPPORT, dtype=numba.float64)
@@ -311,11 +320,11 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
             f[s] = math.log(start) if start > 0 and is_finite(start) else 0.0
             s += 1
     hr = h[r]
-    u = u_work[r]
-    gv = gv_work[r]
+    u, gv, u_try, gv_try, weight = work[0, k], work[1, k], work[2, k], work[3, k], work[4, k]
     norm = semi_dual_state(hr, G_T, index, s, ys, f, v, gv, u, col, gap)
     value = math.nan
     it = 0
+    stuck = False
     while True:
         marginal = 0.0
         change = 0.0
@@ -325,8 +334,8 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
         e = change / max(mass[r], marginal)
         if it == max_iter or e < tol or not is_finite(e):
             break
-        if not newton_step(G_T, index, s, v, u, gv, gap, weight[r], W, rhs, step, pivot,
-                           10.0):
+        if not newton_step(G_T, index, s, v, u, gv, gap, weight, W, rhs, step, pivot, 10.0):
+            stuck = True
             break
         slope = 0.0
         for j in range(s):
@@ -336,8 +345,8 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
         for _ in range(60):
             for j in range(s):
                 f_try[j] = f[j] + t * step[j]
-            trial_norm = semi_dual_state(hr, G_T, index, s, ys, f_try, v_try, gv_try[r],
-                                         u_try[r], col_try, gap_try)
+            trial_norm = semi_dual_state(hr, G_T, index, s, ys, f_try, v_try, gv_try, u_try,
+                                         col_try, gap_try)
             if is_finite(trial_norm):
                 if t == 1.0 and trial_norm <= 0.25 * norm:
                     accepted = True
@@ -345,7 +354,7 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
                     break
                 if math.isnan(value):
                     value = semi_dual_value(hr, s, ys, f, gv)
-                trial_value = semi_dual_value(hr, s, ys, f_try, gv_try[r])
+                trial_value = semi_dual_value(hr, s, ys, f_try, gv_try)
                 if (trial_value >= value + 1e-4 * t * slope
                         or (abs(trial_value - value) <= 1e-13 * (abs(value) + 1.0)
                             and trial_norm < norm)):
@@ -354,6 +363,7 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
                     break
             t *= 0.5
         if not accepted:
+            stuck = True
             break
         norm = trial_norm
         for j in range(s):
@@ -362,8 +372,8 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
             col[j] = col_try[j]
             gap[j] = gap_try[j]
         for i in range(K):
-            gv[i] = gv_try[r, i]
-            u[i] = u_try[r, i]
+            gv[i] = gv_try[i]
+            u[i] = u_try[i]
         it += 1
     total = 0.0
     for k in range(s):
@@ -381,4 +391,4 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
     cost[r] = total
     n_iter[r] = it
     err[r] = e
-    status[r] = row_status(e, tol)
+    status[r] = FAILED if stuck else row_status(e, tol)

@@ -7,7 +7,9 @@ half-update computes ``A = t @ K_p`` (:func:`row_products`; in the log domain
 :func:`log_update`).  Where the CPU compacts the rows still iterating, the GPU
 masks them: ``active[r] != 0`` marks a row still iterating, and every kernel
 skips the others (the product skips whole tiles of finished rows).  Rows to
-work on are likewise given as a mask ``rows``.
+work on are given, as on the CPU, by ``rows``, an int64 array of row indices:
+a kernel over ``rows`` is launched over ``len(rows)`` blocks, threads or
+entries (:func:`block_row`, :func:`row_entry`).
 
 Sparse targets (:func:`gather_support`, :func:`combine_rows`,
 :func:`gather_dots`, :func:`scatter_support`) hold each row's support in padded
@@ -15,8 +17,8 @@ Sparse targets (:func:`gather_support`, :func:`combine_rows`,
 so ``G v`` and ``G^T u`` cost ``O(K |S|)`` per row, and :func:`update_rows` and
 :func:`finish_rows` work unchanged on the padded arrays.
 
-Launch shapes: one thread per entry (grid over ``n * K``), one block per row
-(``rows`` kernels reduce with :func:`block_sum`, up to
+Launch shapes: one thread per entry (grid over ``n * K``, or ``len(rows) * K``),
+one block per row (kernels reduce with :func:`block_sum`, up to
 :data:`~sinkhorn_nb.cuda.jit.MAX_ROW_THREADS` threads, a power of two), or one
 thread per row; :mod:`sinkhorn_nb.cuda.drivers` computes them.
 """
@@ -42,20 +44,40 @@ def flat_entry(n, K):
 
 
 @device
-def masked_entry(n, K, rows):
-    """:func:`flat_entry`, with row ``-1`` past the end or where ``rows[r] == 0``."""
+def masked_entry(n, K, active):
+    """:func:`flat_entry`, with row ``-1`` past the end or where ``active[r] == 0``."""
     r, j = flat_entry(n, K)
-    if r >= n or rows[r] == 0:
+    if r >= n or active[r] == 0:
         return -1, j
     return r, j
 
 
 @device
+def row_entry(rows, K):
+    """Row and column of this thread's entry among the rows ``rows`` (one thread
+    per entry of ``len(rows) * K``); the row is ``-1`` past the end."""
+    k, j = flat_entry(rows.shape[0], K)
+    if k >= rows.shape[0]:
+        return -1, j
+    return rows[k], j
+
+
+@device
 def block_row(rows):
-    """This block's row (one block per row), or ``-1`` past the end or where
-    ``rows[r] == 0``."""
+    """This block's row ``rows[blockIdx.x]`` (one block per entry of ``rows``), or
+    ``-1`` past the end."""
+    k = cuda.blockIdx.x
+    if k >= rows.shape[0]:
+        return -1
+    return rows[k]
+
+
+@device
+def active_block_row(active):
+    """This block's row (one block per row of the batch), or ``-1`` past the end
+    or where ``active[r] == 0``."""
     r = cuda.blockIdx.x
-    if r >= rows.shape[0] or rows[r] == 0:
+    if r >= active.shape[0] or active[r] == 0:
         return -1
     return r
 
@@ -202,12 +224,11 @@ def row_products(tile, micro, dtype):
     return kernel(lambda t: [(t.a2, t.a2, t.a2, t.i32)])(products)
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.b, t.i32, t.a2)])
+@kernel(lambda t: [(t.a2, t.a2, t.b, t.i64, t.a2)])
 def start_rows(q, start, warm, rows, out):
     """``out = start`` (``warm``) or 1 on the support of ``q``, 0 off it, on ``rows``
-    (``out`` may be ``start``); one thread per entry."""
-    n, K = q.shape
-    r, j = masked_entry(n, K, rows)
+    (``out`` may be ``start``); one thread per entry of ``len(rows) * K``."""
+    r, j = row_entry(rows, q.shape[1])
     if r >= 0:
         out[r, j] = (start[r, j] if warm else 1) if q[r, j] != 0 else 0
 
@@ -236,7 +257,7 @@ def finish_rows(P, A, S, exponent, is_log, mass, it, tol, final, active, n_iter,
     ``n_active[0]``.
     """
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = block_row(active)
+    r = active_block_row(active)
     if r < 0:
         return
     change = 0.0
@@ -265,10 +286,10 @@ def finish_rows(P, A, S, exponent, is_log, mass, it, tol, final, active, n_iter,
             cuda.atomic.add(n_active, 0, 1)
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.i32, t.a1), (t.f2, t.f2, t.i32, t.a1)])
+@kernel(lambda t: [(t.a2, t.a2, t.i64, t.a1), (t.f2, t.f2, t.i64, t.a1)])
 def row_dots(u, X, rows, out):
-    """``out[r] = u[r] . X[r]`` on ``rows`` (the transport cost ``u . (G * M) v``);
-    one block per row."""
+    """``out[r] = u[r] . X[r]`` for ``r`` in ``rows`` (the transport cost
+    ``u . (G * M) v``); one block per row."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
     r = block_row(rows)
     if r < 0:
@@ -281,22 +302,22 @@ def row_dots(u, X, rows, out):
         out[r] = total
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.i32, t.i2, t.i32, t.a2, t.a2)])
+@kernel(lambda t: [(t.a2, t.a2, t.i64, t.i2, t.i32, t.a2, t.a2)])
 def gather_support(y, v, rows, index, size, y_s, v_s):
-    """Compact the support of ``y[r]`` (rows with ``rows[r] != 0``) into
+    """Compact the support of ``y[r]`` for ``r`` in ``rows`` into
     ``index[r, :size[r]]`` with its masses ``y_s`` and scalings ``v_s``; pad with
     zeros.  One thread per row (once per solve)."""
-    r = cuda.grid(1)
-    if r >= y.shape[0]:
+    i = cuda.grid(1)
+    if i >= rows.shape[0]:
         return
+    r = rows[i]
     k = 0
-    if rows[r] != 0:
-        for j in range(y.shape[1]):
-            if y[r, j] > 0:
-                index[r, k] = j
-                y_s[r, k] = y[r, j]
-                v_s[r, k] = v[r, j]
-                k += 1
+    for j in range(y.shape[1]):
+        if y[r, j] > 0:
+            index[r, k] = j
+            y_s[r, k] = y[r, j]
+            v_s[r, k] = v[r, j]
+            k += 1
     size[r] = k
     for pad in range(k, index.shape[1]):
         index[r, pad] = 0
@@ -339,24 +360,22 @@ def gather_dots(K_T, index, size, x, active, out):
         out[r, k] = total
 
 
-@kernel(lambda t: [(t.i2, t.i32, t.a2, t.a2, t.i32, t.a2, t.a2)])
+@kernel(lambda t: [(t.i2, t.i32, t.a2, t.a2, t.i64, t.a2, t.a2)])
 def scatter_support(index, size, v_s, gtu_s, rows, v, GTu):
     """``v[r, index[r, k]] = v_s[r, k]``, and the same for ``G^T u``, on ``rows``
-    (other entries untouched); one thread per ``(r, k)``."""
-    n, width = index.shape
-    r, k = masked_entry(n, width, rows)
+    (other entries untouched); one thread per ``(r, k)`` of ``len(rows) * width``."""
+    r, k = row_entry(rows, index.shape[1])
     if r >= 0 and k < size[r]:
         v[r, index[r, k]] = v_s[r, k]
         GTu[r, index[r, k]] = gtu_s[r, k]
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.f2, t.f2, t.f2, t.b, t.i32)])
+@kernel(lambda t: [(t.a2, t.a2, t.f2, t.f2, t.f2, t.b, t.i64)])
 def start_log_rows(p, q, s_log, t_log, t_start, warm, rows):
     """Log-domain start on ``rows``: ``log s = -inf``; ``log t`` is 0 (or, with
     ``warm``, ``t_start`` where it is finite) on the support of ``q``, ``-inf``
-    off it."""
-    n, K = p.shape
-    r, j = masked_entry(n, K, rows)
+    off it.  One thread per entry of ``len(rows) * K``."""
+    r, j = row_entry(rows, p.shape[1])
     if r >= 0:
         s_log[r, j] = -math.inf
         if q[r, j] > 0:
@@ -398,7 +417,7 @@ def log_update(P, lse, exponent, active, S_log):
         S_log[r, j] = exponent * (math.log(p) - lse[r, j]) if p > 0 else -math.inf
 
 
-@kernel(lambda t: [(t.f2, t.f2, t.f2, t.f, t.i32, t.a1)])
+@kernel(lambda t: [(t.f2, t.f2, t.f2, t.f, t.i64, t.a1)])
 def log_costs(log_u, log_v, M, lam, rows, cost):
     """``cost[r] = <T, M>`` from log-scalings on ``rows``; one block per row."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
@@ -418,7 +437,7 @@ def log_costs(log_u, log_v, M, lam, rows, cost):
 
 
 @kernel(lambda t: [(t.a1, t.a1, t.i64, t.b1)])
-def finish_status(loss, cost, status, converged):
+def final_status(loss, cost, status, converged):
     """Rows with a non-finite loss or cost become ``FAILED``; ``converged`` is
     ``status == CONVERGED``.  One thread per row."""
     r = cuda.grid(1)
@@ -426,65 +445,3 @@ def finish_status(loss, cost, status, converged):
         if not (is_finite(loss[r]) and is_finite(cost[r])):
             status[r] = FAILED
         converged[r] = status[r] == CONVERGED
-
-
-@kernel(lambda t: [(t.a2, t.a2, t.f1, t.f1, t.i64, t.i64, t.i64)])
-def scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags):
-    """Row masses, support sizes of ``y``, the index of the last non-zero of
-    each row of ``y`` and the validation flags of
-    :mod:`sinkhorn_nb.validation` (1/2: ``h``/``y`` not finite, 4/8: negative); one
-    block per row (the twin of :func:`sinkhorn_nb.validation.scan_measures`)."""
-    buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
-    r = cuda.blockIdx.x
-    if r >= h.shape[0]:
-        return
-    bad_h = 0.0
-    bad_y = 0.0
-    negative_h = 0.0
-    negative_y = 0.0
-    total_h = 0.0
-    total_y = 0.0
-    nonzero = 0.0
-    last = -1.0
-    for j in range(cuda.threadIdx.x, h.shape[1], cuda.blockDim.x):
-        a = h[r, j]
-        b = y[r, j]
-        if not is_finite(a):
-            bad_h = 1.0
-        elif a < 0:
-            negative_h = 1.0
-        if not is_finite(b):
-            bad_y = 1.0
-        elif b < 0:
-            negative_y = 1.0
-        else:
-            total_y += b
-            if b != 0:
-                nonzero += 1.0
-                last = j
-        if is_finite(a) and a >= 0:
-            total_h += a
-    bad_h = block_sum(buf, bad_h)
-    bad_y = block_sum(buf, bad_y)
-    negative_h = block_sum(buf, negative_h)
-    negative_y = block_sum(buf, negative_y)
-    total_h = block_sum(buf, total_h)
-    total_y = block_sum(buf, total_y)
-    nonzero = block_sum(buf, nonzero)
-    last = block_max(buf, last)
-    if cuda.threadIdx.x == 0:
-        mass_h[r] = total_h
-        mass_y[r] = total_y
-        support[r] = int(nonzero)
-        last_nonzero[r] = int(last)
-        flags[r] = ((1 if bad_h > 0 else 0) + (2 if bad_y > 0 else 0)
-                    + (4 if negative_h > 0 else 0) + (8 if negative_y > 0 else 0))
-
-
-@kernel(lambda t: [(t.a2, t.f1, t.a2)])
-def scale_rows(x, factor, out):
-    """``out[r] = x[r] * factor[r]`` (one thread per entry)."""
-    n, K = x.shape
-    r, j = flat_entry(n, K)
-    if r < n:
-        out[r, j] = x[r, j] * factor[r]

@@ -5,6 +5,8 @@ labels and lam=2 converge in 10-30 iterations, at different checks per row,
 and the simulator's launch shape (:data:`sinkhorn_nb.cuda.drivers.DEFAULT_LAUNCH`)
 still spreads them over several blocks.
 """
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -115,86 +117,77 @@ def test_large_lam_uses_log_domain_and_stays_finite(variant):
     _assert_parity(gpu, cpu, 1e-10)
 
 
-@pytest.fixture
-def log_domain_rows(monkeypatch):
-    """Record the rows each backend's log-domain path runs."""
+def _planned(variant, h, y, M, lam, path=None, gammas=(2.0, 0.5), **controls):
+    """Solve ``(h, y)`` on both backends along the same plan (every iterated row
+    on ``path`` when given); returns ``(plan, gpu result, cpu result)``."""
+    from numba import cuda
+
+    from sinkhorn_nb import routing
     from sinkhorn_nb.cpu import drivers as cpu_drivers
     from sinkhorn_nb.cuda import drivers as cuda_drivers
-    seen = {}
-    cpu_log = cpu_drivers._log_domain
-
-    def cpu_spy(measures, kernel, gammas, controls, tol, warm, rows, result, status):
-        seen["cpu"] = np.asarray(rows)
-        return cpu_log(measures, kernel, gammas, controls, tol, warm, rows, result, status)
-    cuda_log = cuda_drivers._Problem.log_domain
-
-    def cuda_spy(self, rows, warm, init):
-        seen["cuda"] = np.flatnonzero(rows)
-        return cuda_log(self, rows, warm, init)
-    monkeypatch.setattr(cpu_drivers, "_log_domain", cpu_spy)
-    monkeypatch.setattr(cuda_drivers._Problem, "log_domain", cuda_spy)
-    return seen
+    from sinkhorn_nb.result import SinkhornResult
+    from sinkhorn_nb.validation import check_measures
+    options = dict(gamma_a=gammas[0], gamma_b=gammas[1]) if variant == "relaxed" else {}
+    controls = dict(dict(tol=1e-10, max_iter=2000, check_every=5), **controls)   # as _solve
+    loss = snb.WassersteinLoss(M, lam, variant, **options, **controls)
+    measures = check_measures(h, y, M.shape[0], variant == "balanced", False, loss.controls)
+    tol = loss.controls.tol_for(measures.dtype)
+    kernel = loss.kernel(measures.dtype)
+    plan = routing.plan_for(measures, kernel, variant, loss.gammas, loss.controls.method, tol)
+    if path is not None:
+        plan = routing.force(plan, path, measures.support)
+    cpu = SinkhornResult.empty(*measures.shape, measures.dtype)
+    cpu_drivers.solve(measures, kernel, plan, loss.controls, tol, None, cpu)
+    device = cuda_drivers.device_kernel(loss._kernels, measures.dtype)
+    on_device = replace(measures, h=cuda.to_device(measures.h), y=cuda.to_device(measures.y))
+    gpu = SinkhornResult.empty(*measures.shape, measures.dtype, alloc=cuda.device_array)
+    cuda_drivers.solve(on_device, device, plan, loss.controls, tol, None, gpu)
+    return plan, gpu.map(lambda a: a.copy_to_host()), cpu
 
 
 # G underflows, so the scalings overflow (p / 0, then 0 * inf): silent IEEE inf and
 # NaN on a GPU, the same values with NumPy warnings under the simulator.
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("variant", ["balanced", "relaxed"])
-def test_multiplicative_failure_falls_back_to_log_domain(variant, log_domain_rows):
-    """Forced multiplicative at lam * max(M) = 1e5: off the diagonal G underflows
-    to 0, so ``G v = 0`` wherever the target is 0 and ``u = h / 0``.  Exactly the
-    rows with such zeros are redone in the log domain, on both backends
-    (asserted), matching method="log"."""
+def test_multiplicative_failure_falls_back_to_log_domain(variant):
+    """Every row on the dense path at lam * max(M) = 1e5: off the diagonal G
+    underflows to 0, so ``G v = 0`` wherever the target is 0 and ``u = h / 0``.
+    The plan hands exactly those rows to the log domain on both backends: they
+    end with the iterations and values of a plan that runs them there."""
     h, y, M = _problem("mixed", 4, 6, 4)
     lam = 1e5 / M.max()
-    gpu = _solve(variant, h, y, M, lam, "cuda", method="multiplicative", max_iter=20, tol=0.0)
-    cpu = _solve(variant, h, y, M, lam, "cpu", method="multiplicative", max_iter=20, tol=0.0)
-    sparse = np.count_nonzero(y, axis=1) < y.shape[1]
-    failing = np.flatnonzero(sparse & (np.count_nonzero(y, axis=1) > (variant == "balanced")))
-    assert failing.size
-    np.testing.assert_array_equal(log_domain_rows["cpu"], failing)
-    np.testing.assert_array_equal(log_domain_rows["cuda"], failing)
-    log = _solve(variant, h, y, M, lam, "cpu", method="log", max_iter=20, tol=0.0)
-    assert np.all(np.isfinite(gpu.loss))
-    np.testing.assert_allclose(gpu.loss[failing], log.loss[failing], rtol=1e-10)
+    controls = dict(method="multiplicative", max_iter=20, tol=0.0)
+    plan, gpu, cpu = _planned(variant, h, y, M, lam, "dense", **controls)
+    _, log_gpu, log_cpu = _planned(variant, h, y, M, lam, "log", **controls)
+    nnz = np.count_nonzero(y, axis=1)
+    failing = np.flatnonzero((nnz < y.shape[1]) & (nnz > (variant == "balanced")))
+    assert failing.size and np.isin(failing, plan.dense).all()
+    for result, log in ((gpu, log_gpu), (cpu, log_cpu)):
+        assert np.all(np.isfinite(result.loss))
+        np.testing.assert_array_equal(result.n_iter[failing], log.n_iter[failing])
+        np.testing.assert_allclose(result.loss[failing], log.loss[failing], rtol=1e-10)
     _assert_parity(gpu, cpu, 1e-10)
-
-
-@pytest.fixture
-def routed_rows(monkeypatch):
-    """Record which rows each multiplicative path of the CUDA driver solves."""
-    from sinkhorn_nb.cuda import drivers
-    seen = {}
-    for name in ("newton_rows", "sparse_scaling_iterations", "dense_iterations"):
-        original = getattr(drivers._Problem, name)
-
-        def spy(self, rows, *args, _name=name, _original=original):
-            seen[_name] = np.flatnonzero(rows)
-            return _original(self, rows, *args)
-        monkeypatch.setattr(drivers._Problem, name, spy)
-    return seen
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("variant, method", [("balanced", "auto"), ("balanced", "multiplicative"),
                                              ("relaxed", "auto")])
-def test_rows_take_their_paths(variant, dtype, method, routed_rows):
+def test_rows_take_their_paths(variant, dtype, method):
     """One-hot balanced rows: closed form; small supports: Newton (balanced,
     method="auto") or the support path (K/8 non-zeros or fewer); dense rows: the
-    batched products."""
+    batched products.  Both backends execute the one plan alike."""
     h, y, M = _problem("mixed", 6, 16, 8, dtype)
     tol = 1e-10 if dtype == np.float64 else 1e-5
-    gpu = _solve(variant, h, y, M, 2.0, "cuda", tol=tol, method=method)
-    cpu = _solve(variant, h, y, M, 2.0, "cpu", tol=tol, method=method)
+    plan, gpu, cpu = _planned(variant, h, y, M, 2.0, tol=tol, method=method)
+    public = _solve(variant, h, y, M, 2.0, "cuda", tol=tol, method=method)
     nnz = np.count_nonzero(y, axis=1)
     small = np.flatnonzero(nnz <= 2 if variant == "relaxed" else nnz == 2)
     newton = variant == "balanced" and method == "auto"
-    assert small.size and routed_rows["dense_iterations"].tolist() == np.flatnonzero(
-        nnz > 2).tolist()
-    np.testing.assert_array_equal(
-        routed_rows["newton_rows" if newton else "sparse_scaling_iterations"], small)
-    assert ("sparse_scaling_iterations" in routed_rows) != newton
+    assert small.size and plan.dense.tolist() == np.flatnonzero(nnz > 2).tolist()
+    assert (plan.newton if newton else plan.sparse).tolist() == small.tolist()
+    assert (plan.sparse.size == 0) == newton
     assert np.all(cpu.converged)
+    np.testing.assert_array_equal(public.n_iter, gpu.n_iter)
     if dtype == np.float64:
         _assert_parity(gpu, cpu, 1e-10)
     else:
@@ -250,15 +243,16 @@ def test_device_arrays_need_the_cuda_device_and_one_dtype():
 
 
 def test_wasserstein_loss_keeps_kernel_and_scratch_on_device():
+    from sinkhorn_nb.cuda.drivers import device_kernel as device_kernel_of
     h, y, M = _problem("mixed", 6, 16, 10)      # Newton, sparse-free and dense rows
     loss = snb.WassersteinLoss(M, 2.0, device="cuda", tol=1e-6, method="multiplicative")
     v1, g1 = loss(h, y)
-    device_kernel = loss.kernel(np.float64).on_device()
+    device_kernel = device_kernel_of(loss._kernels, np.float64)
     scratch = device_kernel._scratch.__dict__
     held = {name: array for name, (_, array) in scratch.items()}
     assert {"Gv", "GTu", "GMv", "index", "size", "y_s", "v_s", "gtu_s"} <= set(held)
     v2, g2 = loss(h, y)
-    assert loss.kernel(np.float64).on_device() is device_kernel
+    assert device_kernel_of(loss._kernels, np.float64) is device_kernel
     assert all(scratch[name][1] is array for name, array in held.items())
     np.testing.assert_array_equal(v1, v2)          # stale scratch changes nothing
     np.testing.assert_array_equal(g1, g2)
@@ -281,9 +275,9 @@ def test_warm_start_matches_cpu(variant, method):
     assert one_hot.any() and not one_hot.all()
     init[0][one_hot] = 7.0          # rows in closed form must ignore their warm start
     opts = dict(method=method, tol=1e-10, check_every=5)
-    gammas = (2.0, 0.5) if variant == "relaxed" else (1.0, 1.0)
-    gpu = snb.WassersteinLoss(M, 2.0, variant, *gammas, device="cuda", **opts)
-    cpu = snb.WassersteinLoss(M, 2.0, variant, *gammas, **opts)
+    gammas = dict(gamma_a=2.0, gamma_b=0.5) if variant == "relaxed" else {}
+    gpu = snb.WassersteinLoss(M, 2.0, variant, **gammas, device="cuda", **opts)
+    cpu = snb.WassersteinLoss(M, 2.0, variant, **gammas, **opts)
     warm_gpu, warm_cpu = gpu.solve(h, y, init=init), cpu.solve(h, y, init=init)
     cold = cpu.solve(h, y)
     assert warm_cpu.n_iter.sum() < cold.n_iter.sum()
@@ -301,3 +295,23 @@ def test_device_renormalize_rescales_without_touching_inputs():
                                rtol=1e-10)
     np.testing.assert_array_equal(hd.copy_to_host(), 3.0 * h)      # scaled copies only
     np.testing.assert_array_equal(yd.copy_to_host(), 0.5 * y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_device_kernel_uploads_only_what_a_solve_reads_in_the_compute_dtype(dtype):
+    """One-hot rows read M_T and the column sums; dense rows G, G_T and GM_T; only
+    the log domain reads the float64 metric.  Each copy is in the compute dtype."""
+    from sinkhorn_nb.cuda.drivers import device_kernel
+    h, y, M = _problem("onehot", 3, 12, 15, dtype)
+    loss = snb.WassersteinLoss(M, 2.0, device="cuda")
+    loss(h, y)
+    kernel = device_kernel(loss._kernels, dtype)
+    uploaded = {name for name in ("G", "G_T", "GM_T", "M_T", "M_column_sums", "M64", "M64_T")
+                if kernel.built(name)}
+    assert uploaded == {"M_T", "M_column_sums"}
+    assert kernel.M_T.dtype == dtype
+    dense_h, dense_y, _ = _problem("dense", 3, 12, 16, dtype)     # 12 > 8 labels: no Newton
+    loss(dense_h, dense_y)
+    assert {name for name in ("G", "G_T", "GM_T", "M64", "M64_T") if kernel.built(name)} == {
+        "G", "G_T", "GM_T"}
+    assert kernel.G.dtype == dtype and kernel.GM_T.dtype == dtype

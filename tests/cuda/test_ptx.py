@@ -33,7 +33,7 @@ def _ptx(kernel, argument_types):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("module", ["kernels", "balanced", "relaxed"])
+@pytest.mark.parametrize("module", ["kernels", "balanced", "relaxed", "scan"])
 def test_every_kernel_compiles_to_ptx_sm90(dtype, module):
     import importlib
 
@@ -42,7 +42,8 @@ def test_every_kernel_compiles_to_ptx_sm90(dtype, module):
     expected = {"kernels": {"start_rows", "update_rows", "finish_rows", "row_dots",
                             "gather_support", "combine_rows", "gather_dots", "scatter_support",
                             "start_log_rows", "log_sum_exps", "log_update", "log_costs",
-                            "finish_status", "scan_measures", "scale_rows"},
+                            "final_status"},
+                "scan": {"scan_measures", "scale_rows"},
                 "balanced": {"outputs_from_scalings", "outputs_from_logs", "one_hot_rows",
                              "newton_rows"},
                 "relaxed": {"outputs_from_scalings", "outputs_from_logs", "empty_rows"}}
