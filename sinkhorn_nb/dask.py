@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .objective import make_targets, training_rows
+from ._objective import make_targets, training_rows
 from .validation import check_integer, check_sample_weight, check_shapes
 
 INSTALL_HINT = 'install it with: pip install "sinkhorn_nb[dask]"'
@@ -159,7 +159,7 @@ class DaskTraining:
 
 
 def _prepare_block(X, y, w, variant, classes):
-    """Validate one chunk and build its :class:`~sinkhorn_nb.objective.Targets` (on a
+    """Validate one chunk and build its :class:`~sinkhorn_nb._objective.Targets` (on a
     worker); None when no sample of the chunk enters the objective."""
     from sklearn.utils import check_array
     X = check_array(X, dtype=np.float64)
@@ -229,11 +229,11 @@ class DaskObjective:
     """The full-batch training objective, summed over prepared chunks on Dask.
 
     ``value_and_grad(coef, intercept)`` sends the (small) parameters, evaluates
-    :meth:`~sinkhorn_nb.objective.LinearSoftmaxObjective.weighted_sums` on every
+    :meth:`~sinkhorn_nb._objective.LinearSoftmaxObjective.weighted_sums` on every
     chunk where it lives, and adds the chunk sums on the client in chunk order;
     the Sinkhorn counters of ``objective`` add up the chunks' counters.  This is
     what :meth:`WassersteinClassifier.fit <sinkhorn_nb.WassersteinClassifier.fit>`
-    runs L-BFGS on (:func:`sinkhorn_nb.training.minimize_lbfgs`) for Dask input.
+    runs L-BFGS on (:func:`sinkhorn_nb._training.minimize_lbfgs`) for Dask input.
 
     Parameters
     ----------

@@ -17,8 +17,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import ground_metric as gm
 from .core import VARIANTS
 from .loss import WassersteinLoss
-from .objective import LinearSoftmaxObjective, make_targets, training_rows
-from .training import MinibatchOptimizer, minimize_lbfgs
+from ._objective import LinearSoftmaxObjective, make_targets, training_rows
+from ._training import MinibatchOptimizer, minimize_lbfgs
 from .validation import check_ground_metric, check_sample_weight
 
 SOLVERS = ("lbfgs", "sgd", "adam")
@@ -317,7 +317,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
             setattr(self, name, value)
 
     def _objective(self, metric, warm_start_scalings=None):
-        """The :class:`~sinkhorn_nb.objective.LinearSoftmaxObjective` of the ground
+        """The :class:`~sinkhorn_nb._objective.LinearSoftmaxObjective` of the ground
         metric ``metric`` and the parameters (``warm_start_scalings`` defaults to the
         parameter of the same name)."""
         loss = WassersteinLoss(metric, self.lam, variant=self.variant,

@@ -166,6 +166,14 @@ class Plan:
         return self.closed.size == self.n_rows
 
 
+def closed_form_rows(variant, support, mass_h, mass_y):
+    """Mask of the rows solved in closed form: balanced targets with one non-zero,
+    relaxed rows where ``h`` or ``y`` is all zero."""
+    if variant == "balanced":
+        return support == 1
+    return (mass_h == 0) | (mass_y == 0)
+
+
 def _rows(mask):
     return np.flatnonzero(mask).astype(np.int64)
 
@@ -210,7 +218,7 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
     """
     balanced = variant == "balanced"
     multiplicative_range = bool(lam_max_m <= MULTIPLICATIVE_LIMIT[np.dtype(dtype)])
-    closed = support == 1 if balanced else (mass_h == 0) | (mass_y == 0)
+    closed = closed_form_rows(variant, support, mass_h, mass_y)
     iterated = ~closed
     empty = np.empty(0, np.int64)
     if method == "log" or (method == "auto" and not multiplicative_range):

@@ -3,23 +3,27 @@
 Every public function checks its arguments here once; the layers below (the
 drivers and kernels of :mod:`sinkhorn_nb.cpu` and :mod:`sinkhorn_nb.cuda`) trust
 what they receive.  Measures are checked by one scan that also records what
-the drivers need to route each row (masses, support sizes), so a call reads
-``h`` and ``y`` once before solving.  The CUDA backend scans device arrays on
-the GPU and hands the same per-row summary to :func:`measures_from_scan`, so
-host and device inputs fail with the same messages.
+the plan needs to route each row (masses, support sizes), so a call reads
+``h`` and ``y`` once before solving.  The scan itself is a kernel of each
+backend (:func:`sinkhorn_nb.cpu.scan.scan_measures`, its CUDA twin in
+:mod:`sinkhorn_nb.cuda.scan`); both hand the same per-row summary to
+:func:`measures_from_scan`, so host and device inputs fail with the same
+messages.
 
 Nothing here modifies its input: arrays are converted with
 :func:`numpy.ascontiguousarray` (a copy only when dtype or layout must change),
 and rescaled measures are new arrays.
 """
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numba import njit
 
 from .core import (BALANCED_MASS_RTOL, DEFAULT_TOL, LAM_M_LIMIT, METHODS, VARIANTS,
                    compute_dtype)
+from .cpu.scan import all_finite as _all_finite
+from .cpu.scan import scale_rows, scan_measures
 
 # Bits of the per-row flags of a measure scan (host and device).
 H_NOT_FINITE, Y_NOT_FINITE, H_NEGATIVE, Y_NEGATIVE = 1, 2, 4, 8
@@ -230,6 +234,13 @@ class Measures:
     last_nonzero: np.ndarray
     was_1d: bool
 
+    @classmethod
+    def of_softmax(cls, H, y, mass_y, support, last_nonzero):
+        """Measures of softmax predictions ``H`` (rows of unit mass, computed by the
+        caller) against targets ``y`` summarized once by :func:`summarize_targets`;
+        trusted, not checked."""
+        return cls(H, y, np.ones(H.shape[0]), mass_y, support, last_nonzero, False)
+
     @property
     def dtype(self):
         return np.dtype(self.h.dtype)
@@ -249,65 +260,6 @@ def _row_summary(x):
         total += value
         negative += value < 0
     return total, negative
-
-
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
-def _pair_summary(h, y, r):
-    """Row ``r`` of ``h`` and ``y`` in one vectorized loop: the sums and numbers of
-    negative entries of both, the number of non-zeros of ``y`` and the index of
-    its last non-zero (-1 if none)."""
-    total_h = 0.0
-    total_y = 0.0
-    negative_h = 0
-    negative_y = 0
-    nonzero_y = 0
-    last_y = -1
-    for j in range(h.shape[1]):
-        a = h[r, j]
-        b = y[r, j]
-        total_h += a
-        total_y += b
-        negative_h += a < 0
-        negative_y += b < 0
-        nonzero_y += b != 0
-        last_y = max(last_y, j if b != 0 else -1)
-    return total_h, total_y, negative_h, negative_y, nonzero_y, last_y
-
-
-@njit(cache=True, error_model="numpy")
-def _all_finite(x):
-    for j in range(x.size):
-        if not np.isfinite(x[j]):
-            return False
-    return True
-
-
-@njit(cache=True, error_model="numpy")
-def scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags):
-    """One pass over ``h`` and ``y``: row masses, support sizes of ``y``, the
-    index of the last non-zero of each row of ``y`` and the flags
-    :data:`H_NOT_FINITE`, ... of each row.
-
-    A finite mass of non-negative values proves every entry finite; only rows
-    whose mass is not finite are scanned entry by entry.  Serial on purpose: the
-    vectorized pass runs at memory speed, faster than waking a thread pool.
-    """
-    for r in range(h.shape[0]):
-        total_h, total_y, negative_h, negative_y, nonzero_y, last_y = _pair_summary(h, y, r)
-        flag = 0
-        if not np.isfinite(total_h) and not _all_finite(h[r]):
-            flag |= 1
-        if not np.isfinite(total_y) and not _all_finite(y[r]):
-            flag |= 2
-        if negative_h > 0:
-            flag |= 4
-        if negative_y > 0:
-            flag |= 8
-        mass_h[r] = total_h
-        mass_y[r] = total_y
-        support[r] = nonzero_y
-        last_nonzero[r] = last_y
-        flags[r] = flag
 
 
 @njit(cache=True, error_model="numpy")
@@ -339,18 +291,20 @@ def _scan_facts(flags, mass_h, mass_y):
 
 
 def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balanced,
-                       renormalize, tol, was_1d, rescale):
-    """Raise for what a scan found, then return the :class:`Measures`.
+                       renormalize, tol, was_1d):
+    """Raise for what a scan found, then return the :class:`Measures` and the
+    factors ``(factor_h, factor_y)`` by which the caller rescales the rows of ``h``
+    and ``y`` into new arrays (each None when that side keeps its rows; the
+    masses of the returned measures are those after rescaling).
 
-    Shared by the host and device checks: ``rescale(x, factors)`` returns a new
-    array with row ``r`` of ``x`` multiplied by ``factors[r]`` (NumPy or device).
-    For the balanced variant masses must be positive and equal to a relative
+    Shared by the host and device checks.  For the balanced variant masses must be positive and equal to a relative
     :data:`~sinkhorn_nb.core.BALANCED_MASS_RTOL`; with ``renormalize`` both rows
     are rescaled to unit mass instead, and a gap within the tolerance but above
     ``tol / 100`` (where it would put a floor under the stopping test) is closed
     by rescaling ``y`` to the mass of ``h``.
     """
     any_flag, bad_h, bad_y, empty_h, empty_y, gap, gap_row = _scan_facts(flags, mass_h, mass_y)
+    factor_h = factor_y = None
     if any_flag:
         for bit, message in _FLAG_MESSAGES:
             if any_flag & bit:
@@ -371,7 +325,7 @@ def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balan
                     row = int(np.argmin(np.isfinite(factor)))
                     raise ValueError(f"{name} row {row} has total mass {mass[row]:.3g}, too small "
                                      "to renormalize (1 / mass overflows float64)")
-            h, y = rescale(h, factors[0]), rescale(y, factors[1])
+            factor_h, factor_y = factors
             mass_h = mass_y = np.ones_like(mass_h)
         else:
             rtol = BALANCED_MASS_RTOL[np.dtype(h.dtype)]
@@ -382,13 +336,18 @@ def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balan
                     f"(relative gap {gap:.2g} > {rtol:g}); pass renormalize=True to rescale "
                     "both to 1, or use sinkhorn_relaxed for unnormalized measures")
             if tol > 0 and gap > 0.01 * tol:
-                y = rescale(y, mass_h / mass_y)
+                factor_y = mass_h / mass_y
                 mass_y = mass_h
-    return Measures(h, y, mass_h, mass_y, support, last_nonzero, was_1d)
+    return (Measures(h, y, mass_h, mass_y, support, last_nonzero, was_1d),
+            (factor_h, factor_y))
 
 
-def _rescale_rows(x, factors):
-    return (x * factors[:, None]).astype(x.dtype, copy=False)
+def _rescaled(x, factor):
+    if factor is None:
+        return x
+    out = np.empty_like(x)
+    scale_rows(x, factor, out)
+    return out
 
 
 def check_measures(h, y, n_labels, balanced, renormalize, controls=None):
@@ -409,9 +368,20 @@ def check_measures(h, y, n_labels, balanced, renormalize, controls=None):
     mass_h, mass_y = np.empty(n), np.empty(n)
     support, last_nonzero, flags = (np.empty(n, np.int64) for _ in range(3))
     scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags)
-    return measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balanced,
-                              renormalize, 0.0 if controls is None else controls.tol_for(dtype),
-                              was_1d, _rescale_rows)
+    measures, (factor_h, factor_y) = measures_from_scan(
+        h, y, mass_h, mass_y, support, last_nonzero, flags, balanced, renormalize,
+        0.0 if controls is None else controls.tol_for(dtype), was_1d)
+    return replace(measures, h=_rescaled(h, factor_h), y=_rescaled(y, factor_y))
+
+
+def summarize_targets(T):
+    """Row masses, support sizes and last non-zeros of finite, non-negative float64
+    targets ``T`` (n, K), by the scan that validates the solvers' measures."""
+    n = T.shape[0]
+    mass, other_mass = np.empty(n), np.empty(n)
+    support, last_nonzero, flags = (np.empty(n, np.int64) for _ in range(3))
+    scan_measures(T, T, other_mass, mass, support, last_nonzero, flags)
+    return mass, support, last_nonzero
 
 
 def check_init(init, measures):

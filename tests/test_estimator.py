@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import sinkhorn_nb as snb
 from sinkhorn_nb import estimator as estimator_module
-from sinkhorn_nb.objective import LinearSoftmaxObjective, Targets
+from sinkhorn_nb._objective import LinearSoftmaxObjective, Targets
 
 
 # the checks make short fits on purpose: their ConvergenceWarnings are expected

@@ -260,7 +260,7 @@ print(numba.threading_layer())
 
 
 def test_scan_and_training_targets_record_the_label_of_one_hot_rows():
-    from sinkhorn_nb.objective import Targets, make_targets
+    from sinkhorn_nb._objective import Targets, make_targets
     from sinkhorn_nb.validation import check_measures
     y = np.array([[0, 0, 1.0, 0], [0.5, 0, 0.5, 0], [0, 0, 0, 0], [1.0, 0, 0, 0]])
     h = np.full((4, 4), 0.25)

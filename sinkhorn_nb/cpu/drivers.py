@@ -13,48 +13,15 @@ rows of the caller's :class:`~sinkhorn_nb.SinkhornResult` in place:
 * ``dense``: :func:`dense_iterations`, BLAS products over the batch;
 * ``log``: :func:`~sinkhorn_nb.cpu.kernels.log_scaling_iterations`.
 
-Thread safety: calls from several threads are safe.  Numba's ``workqueue``
-threading layer (the fallback when neither OpenMP nor TBB is available) does not
-allow concurrent parallel regions, so under it (and before the layer is known)
-solves are serialized by a lock; under ``omp`` and ``tbb`` they run concurrently.
+Thread safety: calls from several threads are safe (see
+:func:`sinkhorn_nb.threads.parallel_section`).
 """
-import contextlib
-import threading
-
-import numba
 import numpy as np
 
 from .. import routing
-from ..core import FAILED, PARALLEL_MIN_ENTRIES, gauge_limit
+from ..core import FAILED, gauge_limit
+from ..threads import parallel_section, passes_on_one_thread
 from . import balanced, kernels, relaxed
-
-_PARALLEL_LOCK = threading.Lock()
-
-
-def parallel_section():
-    """A lock when Numba's threading layer does not allow concurrent calls."""
-    try:
-        layer = numba.threading_layer()
-    except ValueError:          # no parallel region has run in this process yet
-        layer = None
-    return _PARALLEL_LOCK if layer in (None, "workqueue") else contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def passes_on_one_thread(entries):
-    """Run the enclosed single-pass kernels on one thread for batches of fewer than
-    :data:`~sinkhorn_nb.core.PARALLEL_MIN_ENTRIES` entries (Numba's thread count
-    is per calling thread, so other threads are unaffected)."""
-    if entries >= PARALLEL_MIN_ENTRIES:
-        yield
-        return
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(threads)
-
 
 def solve(measures, kernel, plan, controls, tol, init, result, scalings=True):
     """Solve every row of ``measures`` into ``result`` along ``plan``; return the
@@ -225,9 +192,9 @@ def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mas
     first product is one vector-matrix product shared by all rows.
     """
     m = rows.size
-    active = rows.copy()
+    working = rows.copy()
     S, T, A, B = (np.empty((m, p.shape[1]), s_out.dtype) for _ in range(4))
-    shared_start = kernels.start_working_rows(q, t_out, warm, active, T)
+    shared_start = kernels.start_working_rows(q, t_out, warm, working, T)
     it = 0
     while True:
         if it == 0 and shared_start:    # every row starts at t = 1: one product for all
@@ -237,13 +204,13 @@ def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mas
             np.dot(T[:m], K_p, out=A[:m])
         final = it == max_iter
         if final or (tol > 0 and it > 0 and it % check_every == 0):
-            m = kernels.finish_working_rows(p, A, B, S, T, exp_s, mass, it, tol, final, active,
+            m = kernels.finish_working_rows(p, A, B, S, T, exp_s, mass, it, tol, final, working,
                                             m, s_out, t_out, a_out, b_out, n_iter, err, status)
             if m == 0:
                 return
-        kernels.update_working_rows(p, A, exp_s, active, m, S)
+        kernels.update_working_rows(p, A, exp_s, working, m, S)
         np.dot(S[:m], K_q, out=B[:m])
-        kernels.update_working_rows(q, B, exp_t, active, m, T)
+        kernels.update_working_rows(q, B, exp_t, working, m, T)
         it += 1
 
 

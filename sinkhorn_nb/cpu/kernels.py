@@ -129,41 +129,41 @@ def start_scaling(q, start, warm, out):
 
 
 @compiled
-def start_working_rows(q, start, warm, rows, out):
-    """``out[k]``: the starting scaling of row ``rows[k]`` (:func:`start_scaling`),
+def start_working_rows(q, start, warm, working, out):
+    """``out[k]``: the starting scaling of row ``working[k]`` (:func:`start_scaling`),
     in the compact working array ``out``.
 
     Returns True when every row starts at all ones (a cold start where no
     entry of ``q`` is zero): the rows then share their first product.
     """
     zeros = 0
-    for k in range(rows.size):
-        zeros += start_scaling(q[rows[k]], start[rows[k]], warm, out[k])
+    for k in range(working.size):
+        zeros += start_scaling(q[working[k]], start[working[k]], warm, out[k])
     return not warm and zeros == 0
 
 
 @compiled
-def update_working_rows(p, A, exponent, active, m, S):
-    """``S[k] = (p[active[k]] / A[k]) ** exponent`` for the ``m`` working rows."""
+def update_working_rows(p, A, exponent, working, m, S):
+    """``S[k] = (p[working[k]] / A[k]) ** exponent`` for the ``m`` working rows."""
     for k in range(m):
-        ratio_update(p[active[k]], A[k], exponent, S[k])
+        ratio_update(p[working[k]], A[k], exponent, S[k])
 
 
 @compiled
-def finish_working_rows(p, A, B, S, T, exponent, mass, it, tol, final, active, m, s_out,
+def finish_working_rows(p, A, B, S, T, exponent, mass, it, tol, final, working, m, s_out,
                         t_out, a_out, b_out, n_iter, err, status):
     """The convergence check of the batched path, on its ``m`` working rows
-    (``active[k]`` is the batch row of working row ``k``).
+    (``working[k]`` is the batch row of working row ``k``).
 
     Rows whose error (:func:`ratio_error`) is below ``tol`` or not finite, and
-    every row when ``final``, are written to their row ``active[k]`` of the outputs
+    every row when ``final``, are written to their row ``working[k]`` of the outputs
     (scalings ``S``, ``T``, products ``A``, ``B``, ``n_iter = it``, error,
     status); the others are moved to the front of the working arrays.  Returns
     the number of rows still iterating.
     """
     keep = 0
     for k in range(m):
-        r = active[k]
+        r = working[k]
         e = ratio_error(p[r], A[k], S[k], exponent, mass[r])
         if final or e < tol or not np.isfinite(e):
             s_out[r] = S[k]
@@ -178,7 +178,7 @@ def finish_working_rows(p, A, B, S, T, exponent, mass, it, tol, final, active, m
                 S[keep] = S[k]
                 T[keep] = T[k]
                 A[keep] = A[k]
-                active[keep] = r
+                working[keep] = r
             keep += 1
     return keep
 

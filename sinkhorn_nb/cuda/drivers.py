@@ -128,7 +128,7 @@ def device_kernel(kernels_cache, dtype):
     return kernels_cache.device[dtype]
 
 
-def solve_arrays(h, y, init, kernels_cache, variant, gammas, controls, renormalize, scalings,
+def solve_arrays(h, y, init, kernels_cache, variant, gammas, controls, renormalize, scalings, *,
                  launch=DEFAULT_LAUNCH):
     """Validate, plan and solve one call on the GPU: the CUDA entry of
     :class:`~sinkhorn_nb.WassersteinLoss`.
@@ -152,7 +152,7 @@ def solve_arrays(h, y, init, kernels_cache, variant, gammas, controls, renormali
     tol = controls.tol_for(measures.dtype)
     plan = routing.plan_for(measures, kernel, variant, gammas, controls.method, tol, scalings)
     result = SinkhornResult.empty(*measures.shape, measures.dtype, alloc=cuda.device_array)
-    status = solve(measures, kernel, plan, controls, tol, init, result, scalings, launch)
+    status = solve(measures, kernel, plan, controls, tol, init, result, scalings, launch=launch)
     if on_host:
         result = result.map(lambda a: a.copy_to_host())
     if not scalings:
@@ -199,7 +199,7 @@ def _scaled(x, factor, go):
     return out
 
 
-def solve(measures, kernel, plan, controls, tol, init, result, scalings=True,
+def solve(measures, kernel, plan, controls, tol, init, result, scalings=True, *,
           launch=DEFAULT_LAUNCH):
     """Solve every row of device ``measures`` into the device ``result`` along
     ``plan``; return the host status codes (the twin of

@@ -30,8 +30,9 @@ import numpy as np
 from numba import njit, prange
 
 from .core import CONVERGED, FAILED
-from .cpu.drivers import passes_on_one_thread
-from .validation import Measures
+from .routing import closed_form_rows
+from .threads import passes_on_one_thread
+from .validation import Measures, summarize_targets
 
 _parallel = njit(cache=True, parallel=True, error_model="numpy")
 
@@ -60,13 +61,12 @@ class Targets:
 
     @classmethod
     def from_measures(cls, T):
+        """The targets ``T`` (finite, non-negative), summarized by the solvers' scan."""
         T = np.ascontiguousarray(T, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             entropy = np.where(T > 0, T * np.log(T), 0.0).sum(axis=1)
-        nonzero = T != 0
-        last = T.shape[1] - 1 - np.argmax(nonzero[:, ::-1], axis=1)
-        return cls(T, T.sum(axis=1), entropy, np.count_nonzero(nonzero, axis=1),
-                   np.where(nonzero.any(axis=1), last, -1))
+        mass, support, last_nonzero = summarize_targets(T)
+        return cls(T, mass, entropy, support, last_nonzero)
 
     def take(self, rows):
         """The targets of the samples ``rows`` (an index array or mask)."""
@@ -255,14 +255,14 @@ class LinearSoftmaxObjective:
 
     def _transport(self, H, targets, samples):
         """Per-row transport loss and its gradient with respect to ``h``."""
-        n = H.shape[0]
-        measures = Measures(H, targets.measures, np.ones(n), targets.mass, targets.support,
-                            targets.last_nonzero, False)
-        # scalings are kept only as warm starts of rows that iterate, and a
-        # balanced batch of one-hot targets has none
-        iterates = self.loss.variant == "relaxed" or bool((targets.support != 1).any())
+        measures = Measures.of_softmax(H, targets.measures, targets.mass, targets.support,
+                                       targets.last_nonzero)
+        # scalings are kept only as warm starts of rows that iterate
+        iterates = not closed_form_rows(self.loss.variant, measures.support, measures.mass_h,
+                                        measures.mass_y).all()
         result, status = self.loss.solve_measures(
-            measures, self._init(samples, n), scalings=self.warm_start_scalings and iterates)
+            measures, self._init(samples, H.shape[0]),
+            scalings=self.warm_start_scalings and iterates)
         self._remember(samples, result)
         self.sinkhorn_iterations += int(result.n_iter.sum())
         self.not_converged += int(np.count_nonzero(
