@@ -76,19 +76,26 @@ def _median_seconds(fn, repeats, sync):
 def _solver(n, K, kind, dtype, launch):
     """``run(iters)``: a balanced solve of ``iters`` iterations (tol=0) on device
     arrays with the launch shape ``launch``, synchronized."""
+    from dataclasses import replace
+
     from numba import cuda
-    from sinkhorn_nb.cuda.drivers import check_device_measures, solve
-    from sinkhorn_nb.gibbs import GibbsKernel
-    from sinkhorn_nb.validation import check_controls
+
+    import sinkhorn_nb as snb
+    from sinkhorn_nb import routing
+    from sinkhorn_nb.cuda.drivers import device_kernel, solve
+    from sinkhorn_nb.result import SinkhornResult
+    from sinkhorn_nb.validation import check_controls, check_measures
     h, y, M = problem(n, K, kind, dtype)
-    kernel = GibbsKernel(M.astype(np.float64), 10.0, dtype).on_device()
-    controls = check_controls(1, 0.0, 10, "auto")
-    measures = check_device_measures(cuda.to_device(h), cuda.to_device(y), K, True, False,
-                                     controls, launch)
+    loss = snb.WassersteinLoss(M, 10.0, method="multiplicative")
+    measures = check_measures(h, y, K, True, False)
+    kernel = device_kernel(loss._kernels, measures.dtype)
+    plan = routing.plan_for(measures, kernel, "balanced", None, "multiplicative", 0.0)
+    measures = replace(measures, h=cuda.to_device(measures.h), y=cuda.to_device(measures.y))
+    result = SinkhornResult.empty(n, K, measures.dtype, alloc=cuda.device_array)
 
     def run(iters):
-        solve(measures, kernel, None, check_controls(iters, 0.0, 10, "auto"), 0.0, None,
-              launch)
+        solve(measures, kernel, plan, check_controls(iters, 0.0, 10, "multiplicative"), 0.0,
+              None, result, launch=launch)
         cuda.synchronize()
     return run, kernel
 
