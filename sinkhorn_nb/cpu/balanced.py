@@ -413,7 +413,6 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
     scratch of shape ``(5, len(rows), K)``.  Outputs as in
     :func:`~sinkhorn_nb.cpu.kernels.sparse_scaling_iterations`.
     """
-    K = h.shape[1]
     s_max = 0
     for k in range(rows.size):
         s_max = max(s_max, np.count_nonzero(y[rows[k]]))

@@ -23,6 +23,7 @@ from ..core import FAILED, gauge_limit
 from ..threads import parallel_section, passes_on_one_thread
 from . import balanced, kernels, relaxed
 
+
 def solve(measures, kernel, plan, controls, tol, init, result, scalings=True):
     """Solve every row of ``measures`` into ``result`` along ``plan``; return the
     status codes.
