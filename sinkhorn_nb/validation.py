@@ -297,9 +297,10 @@ def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balan
     and ``y`` into new arrays (each None when that side keeps its rows; the
     masses of the returned measures are those after rescaling).
 
-    Shared by the host and device checks.  For the balanced variant masses must be positive and equal to a relative
-    :data:`~sinkhorn_nb.core.BALANCED_MASS_RTOL`; with ``renormalize`` both rows
-    are rescaled to unit mass instead, and a gap within the tolerance but above
+    Shared by the host and device checks.  For the balanced variant masses must
+    be positive and equal to a relative :data:`~sinkhorn_nb.core.BALANCED_MASS_RTOL`;
+    with ``renormalize`` both rows are rescaled to unit mass instead, and a gap
+    within the tolerance but above
     ``tol / 100`` (where it would put a floor under the stopping test) is closed
     by rescaling ``y`` to the mass of ``h``.
     """
