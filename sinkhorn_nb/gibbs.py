@@ -3,6 +3,7 @@
 One :class:`GibbsKernel` is built per ``(M, lam, dtype)`` and shared by every row
 of a batch; :class:`sinkhorn_nb.WassersteinLoss` keeps one across calls.
 """
+import threading
 from functools import cached_property
 
 import numpy as np
@@ -67,6 +68,26 @@ class GibbsKernel:
         self.lam = float(lam)
         self.M64 = np.ascontiguousarray(M, dtype=np.float64)
         self.lam_max_m = self.lam * float(M.max())
+        self._scratch = threading.local()
+
+    def scratch(self, name, shape, dtype):
+        """The array ``name`` of this shape and dtype, reused across calls (its
+        contents are whatever the last user left; one set per thread; a new shape
+        replaces it).  Saves the page faults of a fresh allocation per call."""
+        held = self._scratch.__dict__
+        key = (tuple(shape), np.dtype(dtype))
+        if name not in held or held[name][0] != key:
+            held[name] = (key, np.empty(shape, dtype))
+        return held[name][1]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_scratch")
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._scratch = threading.local()
 
     @cached_property
     def symmetric(self):

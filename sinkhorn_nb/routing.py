@@ -175,7 +175,7 @@ def closed_form_rows(variant, support, mass_h, mass_y):
 
 
 def _rows(mask):
-    return np.flatnonzero(mask).astype(np.int64)
+    return np.flatnonzero(mask).astype(np.int64, copy=False)
 
 
 def _on_support(support, n_labels):
@@ -218,18 +218,20 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
     """
     balanced = variant == "balanced"
     multiplicative_range = bool(lam_max_m <= MULTIPLICATIVE_LIMIT[np.dtype(dtype)])
-    closed = closed_form_rows(variant, support, mass_h, mass_y)
-    iterated = ~closed
-    empty = np.empty(0, np.int64)
-    if method == "log" or (method == "auto" and not multiplicative_range):
-        newton, sparse, dense, log = empty, empty, empty, _rows(iterated)
-    else:
-        newton_mask = iterated & (support <= NEWTON_MAX_SUPPORT) & bool(
-            balanced and method == "auto" and tol > 0)
-        sparse_mask = iterated & ~newton_mask & _on_support(support, n_labels)
-        newton, sparse = _rows(newton_mask), _rows(sparse_mask)
-        dense, log = _rows(iterated & ~newton_mask & ~sparse_mask), empty
-    closed = _rows(closed)
+    closed_mask = closed_form_rows(variant, support, mass_h, mass_y)
+    closed = _rows(closed_mask)
+    empty = closed[:0]
+    newton = sparse = dense = log = empty
+    if closed.size < support.size:
+        iterated = ~closed_mask
+        if method == "log" or (method == "auto" and not multiplicative_range):
+            log = _rows(iterated)
+        else:
+            newton_mask = iterated & (support <= NEWTON_MAX_SUPPORT) & bool(
+                balanced and method == "auto" and tol > 0)
+            sparse_mask = iterated & ~newton_mask & _on_support(support, n_labels)
+            newton, sparse = _rows(newton_mask), _rows(sparse_mask)
+            dense = _rows(iterated & ~newton_mask & ~sparse_mask)
     divides = bool(balanced and scalings and multiplicative_range and closed.size > 0
                    and (kernel_built or ONE_HOT_DIVIDE_RATIO * closed.size >= n_labels))
     return Plan(variant, gammas, Roles.of(variant, lam, gammas), closed, newton, sparse, dense,

@@ -413,9 +413,6 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
     scratch of shape ``(5, len(rows), K)``.  Outputs as in
     :func:`~sinkhorn_nb.cpu.kernels.sparse_scaling_iterations`.
     """
-    s_max = 0
-    for k in range(rows.size):
-        s_max = max(s_max, np.count_nonzero(y[rows[k]]))
     for k in prange(rows.size):
         r = rows[k]
         index = np.flatnonzero(y[r])
@@ -424,14 +421,13 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
         hr = h[r]
         start = np.empty(s, dtype=v_out.dtype)
         start_scaling(ys, v_out[r][index], warm, start)
-        f = np.empty(s_max)
+        f = np.empty(s)
         for j in range(s):
             f[j] = np.log(start[j]) if start[j] > 0 and np.isfinite(start[j]) else 0.0
-        v, col, gap = np.empty(s_max), np.empty(s_max), np.empty(s_max)
-        f_try, v_try, col_try = np.empty(s_max), np.empty(s_max), np.empty(s_max)
-        gap_try, rhs, step, pivot = (np.empty(s_max), np.empty(s_max), np.empty(s_max),
-                                     np.empty(s_max))
-        W = np.empty((s_max, s_max))
+        v, col, gap = np.empty(s), np.empty(s), np.empty(s)
+        f_try, v_try, col_try, gap_try = np.empty(s), np.empty(s), np.empty(s), np.empty(s)
+        rhs, step, pivot = np.empty(s), np.empty(s), np.empty(s)
+        W = np.empty((s, s))
         u, gv, u_try, gv_try, weight = work[0, k], work[1, k], work[2, k], work[3, k], work[4, k]
         norm = semi_dual_state(hr, G_T, index, s, ys, f, v, gv, u, col, gap)
         value = np.nan                     # F(f), computed when a step needs it

@@ -109,7 +109,7 @@ class _Run:
         m, k, r = self.measures, self.kernel, self.result
         K = m.shape[1]
         chunk = max(64, 2 ** 20 // K)          # bounds the scratch to 40 MiB
-        work = np.empty((5, min(chunk, rows.size), K))
+        work = k.scratch("newton_work", (5, min(chunk, rows.size), K), np.float64)
         for start in range(0, rows.size, chunk):
             part = rows[start:start + chunk]
             balanced.newton_rows(m.h, m.y, k.G_T, k.GM_T, part, r.u, r.v, warm, m.mass_y,
