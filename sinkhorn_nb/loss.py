@@ -7,9 +7,9 @@ from .device import resolve_device
 from .gibbs import GibbsKernels
 from .result import SinkhornResult, warn_if_not_converged
 from .routing import plan_for
-from .validation import (check_bool, check_controls, check_ground_metric, check_init,
-                         check_lam, check_lam_times_metric, check_measures,
-                         check_positive_scalar, check_variant)
+from .validation import (check_controls, check_gammas, check_ground_metric, check_init,
+                         check_lam, check_lam_times_metric, check_measures, check_renormalize,
+                         check_variant)
 
 
 class WassersteinLoss:
@@ -25,25 +25,40 @@ class WassersteinLoss:
     Parameters
     ----------
     M : array_like of shape (K, K)
-        Ground metric: finite, non-negative (see :mod:`sinkhorn_nb.ground_metric`).
+        Ground metric: finite, non-negative, of any real dtype (see
+        :mod:`sinkhorn_nb.ground_metric`).  The engine keeps its own float64
+        copy, so changing ``M`` afterwards changes nothing.
     lam : float
         Regularization :math:`\lambda > 0`, with ``lam * max(M) <= 1e8``.
     variant : {"balanced", "relaxed"}, default "balanced"
-    gamma_a, gamma_b : float, default 1.0
-        Marginal penalties of the relaxed variant (ignored by "balanced").
+    gamma_a, gamma_b : float, optional
+        Marginal penalties of the relaxed variant, default 1.0 there, with
+        ``gamma * lam`` at most 1e7 (1e4 when computing in float32; beyond, use
+        the balanced variant).  Passing either with ``variant="balanced"`` raises
+        ``ValueError``.
     device : {"cpu", "cuda", "auto"}, default "cpu"
+        Keyword-only.
     max_iter, tol, check_every, method
         Solver controls, as in :func:`sinkhorn`.
     renormalize : bool, default False
-        Balanced variant only: rescale rows to unit mass instead of requiring
-        equal masses.
+        Balanced variant only (``True`` with ``variant="relaxed"`` raises
+        ``ValueError``): rescale rows to unit mass instead of requiring equal
+        masses.
+
+    Attributes
+    ----------
+    M : ndarray of shape (K, K), float64
+        The engine's copy of the ground metric, read-only.
+    gamma_a, gamma_b : float or None
+        The penalties (None for the balanced variant).
 
     Notes
     -----
     The compute dtype follows the measures, never the metric: float32 when ``h``
-    and ``y`` are both float32, float64 otherwise (integers included).  ``M`` is
-    kept in float64 and the kernel is built in float64 and rounded, once per
-    compute dtype.
+    and ``y`` are both float32 (or float16), float64 otherwise (booleans,
+    integers, longdouble, mixed pairs; see :func:`sinkhorn_nb.core.compute_dtype`).
+    ``M`` is kept in float64 and the kernel is built in float64 and rounded, once
+    per compute dtype.
 
     Instances may be shared between threads (see :mod:`sinkhorn_nb.cpu.drivers`);
     they pickle without their device copies.
@@ -61,19 +76,26 @@ class WassersteinLoss:
     ((3,), True)
     """
 
-    def __init__(self, M, lam, variant="balanced", gamma_a=1.0, gamma_b=1.0, device="cpu",
-                 *, max_iter=1000, tol=None, check_every=10, method="auto",
+    def __init__(self, M, lam, variant="balanced", gamma_a=None, gamma_b=None, *,
+                 device="cpu", max_iter=1000, tol=None, check_every=10, method="auto",
                  renormalize=False):
         self.variant = check_variant(variant)
-        self.M = check_ground_metric(M)
+        self._M = check_ground_metric(M, copy=True)      # owned: never the caller's array
+        self._M.flags.writeable = False
         self.lam = check_lam(lam)
-        check_lam_times_metric(self.lam, float(self.M.max()))
-        self.gamma_a = check_positive_scalar(gamma_a, "gamma_a")
-        self.gamma_b = check_positive_scalar(gamma_b, "gamma_b")
+        check_lam_times_metric(self.lam, float(self._M.max()))
+        self.gamma_a, self.gamma_b = check_gammas(self.variant, gamma_a, gamma_b, self.lam)
         self.device = resolve_device(device)
         self.controls = check_controls(max_iter, tol, check_every, method)
-        self.renormalize = check_bool(renormalize, "renormalize")
+        self.renormalize = check_renormalize(self.variant, renormalize)
         self._kernels = GibbsKernels(self.M, self.lam)
+
+    @property
+    def M(self):
+        """The ground metric: a read-only view of the engine's own float64 copy."""
+        view = self._M.view()
+        view.flags.writeable = False
+        return view
 
     max_iter = property(lambda self: self.controls.max_iter)
     tol = property(lambda self: self.controls.tol)

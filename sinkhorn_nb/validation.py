@@ -34,6 +34,24 @@ _FLAG_MESSAGES = ((H_NOT_FINITE, "h contains NaN or infinite values"),
 
 
 # ------------------------------------------------------------------ scalars
+#: Largest integer control (``max_iter``, ``check_every``): the kernels count in int64.
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _scalar(value):
+    """A 0-d NumPy array as its element (a NumPy scalar); anything else unchanged."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value[()]
+    return value
+
+
+def _kind(value):
+    """How a rejected scalar argument is described in a message."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    return type(value).__name__
+
+
 def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
@@ -46,9 +64,14 @@ def check_bool(value, name):
 
 
 def check_positive_scalar(value, name):
-    """``value`` as a float after checking that it is finite and > 0."""
+    """``value`` as a float after checking that it is finite and > 0.
+
+    Python and NumPy real scalars and 0-d real arrays are accepted (booleans are not).
+    """
+    value = _scalar(value)
     if not _is_real(value):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a real number (a scalar or a 0-d array), got "
+                        f"{_kind(value)}")
     value = float(value)
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be finite and > 0, got {value}")
@@ -75,13 +98,23 @@ def check_lam_times_metric(lam, max_m):
             "exact_wasserstein for the unregularized value, or a smaller lam")
 
 
-def check_integer(value, name, low):
-    """``value`` as an int after checking that it is an integer >= ``low``."""
+def check_integer(value, name, low, high=INT64_MAX):
+    """``value`` as an int after checking that it is an integer in ``[low, high]``
+    (by default at most :data:`INT64_MAX`, what the kernels count in).
+
+    Python and NumPy integers and 0-d integer arrays are accepted (booleans are not).
+    """
+    value = _scalar(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+        raise TypeError(f"{name} must be an integer, got {_kind(value)}")
+    value = int(value)
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
+    if value > high:
+        raise ValueError(f"{name} must be at most {high}" + (" (2**63 - 1: the solvers count "
+                         "iterations in int64)" if high == INT64_MAX else "")
+                         + f", got {value}; pass a smaller {name}")
+    return value
 
 
 def check_choice(value, name, choices):
@@ -110,8 +143,10 @@ def check_controls(max_iter, tol, check_every, method):
     max_iter = check_integer(max_iter, "max_iter", 1)
     check_every = check_integer(check_every, "check_every", 1)
     if tol is not None:
+        tol = _scalar(tol)
         if not _is_real(tol):
-            raise TypeError(f"tol must be a real number, got {type(tol).__name__}")
+            raise TypeError(f"tol must be a real number (a scalar or a 0-d array) or None, "
+                            f"got {_kind(tol)}")
         tol = float(tol)
         if not np.isfinite(tol) or tol < 0:
             raise ValueError(f"tol must be finite and >= 0, got {tol}")
@@ -120,6 +155,55 @@ def check_controls(max_iter, tol, check_every, method):
 
 def check_variant(variant):
     return check_choice(variant, "variant", VARIANTS)
+
+
+def check_relaxed_penalties(lam, gamma_a, gamma_b, dtype=np.float64):
+    """Reject ``gamma * lam`` beyond :data:`~sinkhorn_nb.core.RELAXED_GAMMA_LAM_LIMIT`
+    of the compute ``dtype`` (float64, the larger limit, by default)."""
+    from .core import RELAXED_GAMMA_LAM_LIMIT
+    dtype = np.dtype(dtype)
+    limit = RELAXED_GAMMA_LAM_LIMIT[dtype]
+    for name, gamma in (("gamma_a", gamma_a), ("gamma_b", gamma_b)):
+        if not gamma * lam <= limit:
+            raise ValueError(
+                f"{name} * lam = {gamma * lam:.3g} is above {limit:.0e}, the largest for which "
+                f"the relaxed loss and its gradient are accurate in {dtype.name}: the scaling "
+                "iteration cannot resolve marginal penalties this strong.  For (nearly) "
+                "hard marginal constraints use the balanced sinkhorn (the limit of large "
+                f"gammas; renormalize=True rescales rows to unit mass), or a smaller {name}")
+
+
+def check_gammas(variant, gamma_a, gamma_b, lam):
+    """The marginal penalties ``(gamma_a, gamma_b)`` of ``variant``.
+
+    ``(None, None)`` for the balanced variant, which has none: passing either
+    raises.  For the relaxed variant None means 1.0; each must be finite and > 0,
+    with ``gamma * lam`` within the float64 limit (:func:`check_relaxed_penalties`;
+    the float32 limit is checked per call, once the compute dtype is known).
+    """
+    if variant == "balanced":
+        given = [name for name, gamma in (("gamma_a", gamma_a), ("gamma_b", gamma_b))
+                 if gamma is not None]
+        if given:
+            names = " and ".join(given)
+            raise ValueError(f"{names} {'applies' if len(given) == 1 else 'apply'} only to "
+                             "variant='relaxed' (the balanced variant has no marginal "
+                             f"penalties): leave {names} unset, or pass variant='relaxed'")
+        return None, None
+    gamma_a = 1.0 if gamma_a is None else check_positive_scalar(gamma_a, "gamma_a")
+    gamma_b = 1.0 if gamma_b is None else check_positive_scalar(gamma_b, "gamma_b")
+    check_relaxed_penalties(lam, gamma_a, gamma_b)
+    return gamma_a, gamma_b
+
+
+def check_renormalize(variant, renormalize):
+    """``renormalize`` as a bool; True only with the balanced variant."""
+    renormalize = check_bool(renormalize, "renormalize")
+    if renormalize and variant != "balanced":
+        raise ValueError("renormalize=True applies only to variant='balanced': the relaxed "
+                         "variant takes measures of any mass as they are; rescale h and y "
+                         "yourself, or pass variant='balanced'")
+    return renormalize
 
 
 # ------------------------------------------------------------------- arrays
@@ -150,11 +234,61 @@ def as_real_array(x, name):
     return arr
 
 
+def _is_sparse(x):
+    """A SciPy sparse array or matrix (SciPy is imported only when one is passed)."""
+    if not type(x).__module__.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+    return scipy.sparse.issparse(x)
+
+
+def as_target_array(x, name):
+    """``x`` as a NumPy array of a real dtype (:func:`as_real_array`), densifying
+    SciPy sparse arrays and matrices of any format (CSR, CSC, COO, ...).
+
+    A sparse ``x`` is converted to CSR with duplicate entries summed (on a copy),
+    its stored values are checked like a dense array's (same messages), and it is
+    densified in its own dtype; the measure checks then convert it to the compute
+    dtype like any array.
+    """
+    if _is_sparse(x):
+        csr = x.tocsr(copy=True)
+        csr.sum_duplicates()
+        check_finite_nonnegative(as_real_array(csr.data, name), name)
+        return csr.toarray()
+    return as_real_array(x, name)
+
+
+def as_float_array(arr, dtype, name):
+    """``arr`` as a C-contiguous array of ``dtype`` (float32 or float64); a copy
+    only when dtype or layout differ.
+
+    Every real dtype converts (booleans, integers, float16, longdouble), so
+    compiled code only ever reads float32 and float64.  Values of a wider dtype
+    (longdouble) beyond the range of ``dtype`` raise ``ValueError`` instead of
+    becoming infinite.
+    """
+    arr = np.asarray(arr)
+    dtype = np.dtype(dtype)
+    if arr.dtype.kind != "f" or arr.dtype.itemsize <= dtype.itemsize:
+        return np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all() and (np.isfinite(arr) & ~np.isfinite(out)).any():
+        raise ValueError(f"{name} has values beyond the {dtype.name} range (the solvers "
+                         f"compute in float32 or float64); rescale {name}")
+    return out
+
+
 def check_finite_nonnegative(arr, name):
-    """Raise ``ValueError`` if ``arr`` has NaN, inf or negative entries (one pass)."""
-    flat = np.ascontiguousarray(arr).reshape(-1)
-    if flat.dtype.kind != "f":
-        flat = flat.astype(np.float64)
+    """Raise ``ValueError`` if ``arr`` has NaN, inf or negative entries (one pass).
+
+    Any real dtype: arrays other than float32 and float64 are read through a
+    float64 copy (:func:`as_float_array`)."""
+    flat = np.asarray(arr).reshape(-1)
+    if flat.dtype not in (np.float32, np.float64):
+        flat = as_float_array(flat, np.float64, name)
+    flat = np.ascontiguousarray(flat)
     total, negative = _row_summary(flat)
     if not np.isfinite(total) and not _all_finite(flat):
         raise ValueError(f"{name} contains NaN or infinite values")
@@ -167,7 +301,9 @@ def check_sample_weight(sample_weight, n, name="sample_weight", positive_sum=Fal
     ``positive_sum`` not all zero; ones when ``sample_weight`` is None."""
     if sample_weight is None:
         return np.ones(n)
-    w = as_real_array(sample_weight, name).astype(np.float64)
+    w = as_float_array(as_real_array(sample_weight, name), np.float64, name)
+    if np.may_share_memory(w, sample_weight):
+        w = w.copy()
     if w.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {w.shape}")
     check_finite_nonnegative(w, name)
@@ -176,16 +312,25 @@ def check_sample_weight(sample_weight, n, name="sample_weight", positive_sum=Fal
     return w
 
 
-def check_ground_metric(M, name="M"):
+def check_ground_metric(M, name="M", copy=False):
     """A ground metric as a C-contiguous float64 array: square, finite, non-negative,
-    at least one label.  Copies only when dtype or layout differ."""
-    M = as_real_array(M, name)
-    if M.ndim != 2 or M.shape[0] != M.shape[1]:
-        raise ValueError(f"{name} must be a square 2-D array, got shape {M.shape}")
-    if M.shape[0] == 0:
-        raise ValueError(f"{name} must have at least one label, got shape {M.shape}")
+    at least one label.
+
+    Any real dtype is accepted (booleans, integers, float16 to longdouble) and
+    converted to float64 before anything compiled reads it.  Copies only when
+    dtype or layout differ, or always with ``copy=True`` (the result then never
+    shares memory with ``M``).
+    """
+    source = as_real_array(M, name)
+    if source.ndim != 2 or source.shape[0] != source.shape[1]:
+        raise ValueError(f"{name} must be a square 2-D array, got shape {source.shape}")
+    if source.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one label, got shape {source.shape}")
+    M = as_float_array(source, np.float64, name)
+    if copy and np.may_share_memory(M, source):
+        M = M.copy()
     check_finite_nonnegative(M, name)
-    return np.ascontiguousarray(M, dtype=np.float64)
+    return M
 
 
 def check_shapes(h_shape, y_shape, n_labels):
@@ -354,17 +499,18 @@ def _rescaled(x, factor):
 def check_measures(h, y, n_labels, balanced, renormalize, controls=None):
     """Validate host measures into :class:`Measures` (one scan of ``h`` and ``y``).
 
-    The compute dtype is :func:`~sinkhorn_nb.core.compute_dtype` of ``h`` and
-    ``y``; the tolerance of ``controls`` in that dtype (0 without controls)
-    decides whether rounding-level mass gaps are closed (see
-    :func:`measures_from_scan`).
+    ``h`` and ``y`` may be SciPy sparse arrays or matrices (checked and
+    densified by :func:`as_target_array`).  The compute dtype is
+    :func:`~sinkhorn_nb.core.compute_dtype` of ``h`` and ``y``; the tolerance of
+    ``controls`` in that dtype (0 without controls) decides whether
+    rounding-level mass gaps are closed (see :func:`measures_from_scan`).
     """
-    h = as_real_array(h, "h")
-    y = as_real_array(y, "y")
+    h = as_target_array(h, "h")
+    y = as_target_array(y, "y")
     was_1d = check_shapes(h.shape, y.shape, n_labels)
     dtype = compute_dtype(h.dtype, y.dtype)
-    h = np.ascontiguousarray(h.reshape(-1, n_labels), dtype=dtype)
-    y = np.ascontiguousarray(y.reshape(-1, n_labels), dtype=dtype)
+    h = as_float_array(h.reshape(-1, n_labels), dtype, "h")
+    y = as_float_array(y.reshape(-1, n_labels), dtype, "y")
     n = h.shape[0]
     mass_h, mass_y = np.empty(n), np.empty(n)
     support, last_nonzero, flags = (np.empty(n, np.int64) for _ in range(3))
@@ -405,5 +551,5 @@ def check_init(init, measures):
         if x.shape != expected:
             raise ValueError(f"init {name} must have the shape of h {expected}, got {x.shape}")
         check_finite_nonnegative(x, f"init {name}")
-        arrays.append(np.ascontiguousarray(x.reshape(n, K), dtype=measures.dtype))
+        arrays.append(as_float_array(x.reshape(n, K), measures.dtype, f"init {name}"))
     return tuple(arrays)

@@ -8,8 +8,9 @@ The value is the objective at :math:`T = \operatorname{diag}(u) G \operatorname{
     + \gamma_a \widetilde{KL}(T1\|h) + \gamma_b \widetilde{KL}(T^\top 1\|y),
     \qquad \partial W_{KL}/\partial h = \gamma_a (1 - T1 \oslash h),
 
-and :math:`-\infty` where :math:`h_i = 0`.  Every kernel works on the rows with
-``rows[r] != 0``, one block per row.
+and :math:`-\infty` where :math:`h_i = 0`; each entry of the KL terms is
+summed as :math:`z\,\varphi(w/z - 1)` (:func:`kl_term`, as on the CPU).  Every
+kernel works on the rows with ``rows[r] != 0``, one block per row.
 """
 import math
 
@@ -21,11 +22,43 @@ from .jit import MAX_ROW_THREADS, device, kernel
 from .kernels import block_row, block_sum, exp_or_inf, positive_finite
 
 
+#: :func:`kl_term` sums a series where ``1/3 <= w / z <= 2`` (as on the CPU).
+SERIES_LOW, SERIES_HIGH = 1.0 / 3.0, 2.0
+
+
+@device
+def kl_term(w, z, log_w):
+    r"""One entry :math:`w\log(w/z) - w + z` of :math:`\widetilde{KL}` for
+    ``w, z > 0`` (``log_w = log w``), to a few ulps relative, in float64: the
+    twin of :func:`sinkhorn_nb.cpu.relaxed.kl_term` (see there for the series)."""
+    w = numba.float64(w)
+    z = numba.float64(z)
+    ratio = w / z
+    if ratio >= SERIES_LOW and ratio <= SERIES_HIGH:
+        x = (w - z) / z
+        s = x / (2.0 + x)
+        s2 = s * s
+        tail = 0.0
+        power = 1.0
+        k = 3.0
+        while True:
+            term = power / k
+            tail += term
+            if term <= 1e-17 * tail:
+                break
+            power *= s2
+            k += 2.0
+        return z * (2.0 * s2 * (1.0 + (1.0 + s) * s * tail) / (1.0 - s))
+    if ratio > 0 and not math.isinf(ratio):
+        return w * math.log(ratio) - w + z
+    return w * (numba.float64(log_w) - math.log(z)) - w + z     # w / z over- or underflows
+
+
 @device
 def marginal_terms(mass, marginal, log_scaling, log_marginal):
     """Contributions of one label to ``sum T log T + lam <T, M>`` and to the KL
-    term, from its marginal ``marginal > 0`` and mass ``mass > 0``."""
-    return marginal * log_scaling, marginal * (log_marginal - math.log(mass))
+    term (:func:`kl_term`), from its marginal ``marginal > 0`` and mass ``mass > 0``."""
+    return marginal * log_scaling, kl_term(marginal, mass, log_marginal)
 
 
 @kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.a2, t.a2, t.f, t.f, t.f, t.i32, t.a1, t.a2,
@@ -54,6 +87,8 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss
                 e, kl = marginal_terms(h[r, i], row, math.log(u[r, i]), math.log(row))
                 entropic += e - row
                 kl_a += kl
+            else:
+                kl_a += h[r, i] - row
             grad[r, i] = gamma_a * (1.0 - row / h[r, i])
         else:
             grad[r, i] = -math.inf
@@ -66,8 +101,8 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss
                 e, kl = marginal_terms(y[r, i], col, math.log(v[r, i]), math.log(col))
                 entropic += e
                 kl_b += kl
-        kl_a += h[r, i] - row
-        kl_b += y[r, i] - col
+            else:
+                kl_b += y[r, i] - col
     entropic = block_sum(buf, entropic)
     kl_a = block_sum(buf, kl_a)
     kl_b = block_sum(buf, kl_b)
@@ -99,6 +134,8 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
                 e, kl = marginal_terms(h[r, i], row, log_u[r, i], log_row)
                 entropic += e - row
                 kl_a += kl
+            else:
+                kl_a += h[r, i]
             grad[r, i] = gamma_a * (1.0 - row / h[r, i])
         else:
             grad[r, i] = -math.inf
@@ -110,8 +147,8 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
                 e, kl = marginal_terms(y[r, i], col, log_v[r, i], log_col)
                 entropic += e
                 kl_b += kl
-        kl_a += h[r, i] - row
-        kl_b += y[r, i] - col
+            else:
+                kl_b += y[r, i]
         u[r, i] = exp_or_inf(log_u[r, i])
         v[r, i] = exp_or_inf(log_v[r, i])
     entropic = block_sum(buf, entropic)
