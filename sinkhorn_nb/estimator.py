@@ -320,9 +320,11 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         """The :class:`~sinkhorn_nb._objective.LinearSoftmaxObjective` of the ground
         metric ``metric`` and the parameters (``warm_start_scalings`` defaults to the
         parameter of the same name)."""
-        loss = WassersteinLoss(metric, self.lam, variant=self.variant,
-                               gamma_a=self.gamma_a, gamma_b=self.gamma_b, device=self.device,
-                               max_iter=self.sinkhorn_max_iter, tol=self.sinkhorn_tol)
+        gammas = (dict(gamma_a=self.gamma_a, gamma_b=self.gamma_b)
+                  if self.variant == "relaxed" else {})
+        loss = WassersteinLoss(metric, self.lam, variant=self.variant, **gammas,
+                               device=self.device, max_iter=self.sinkhorn_max_iter,
+                               tol=self.sinkhorn_tol)
         if warm_start_scalings is None:
             warm_start_scalings = self.warm_start_scalings
         if not (self.wasserstein_weight > 0 or self.kl_weight > 0):

@@ -8,8 +8,8 @@ from .gibbs import GibbsKernels
 from .result import SinkhornResult, warn_if_not_converged
 from .routing import plan_for
 from .validation import (check_controls, check_gammas, check_ground_metric, check_init,
-                         check_lam, check_lam_times_metric, check_measures, check_renormalize,
-                         check_variant)
+                         check_lam, check_lam_times_metric, check_measures,
+                         check_relaxed_penalties, check_renormalize, check_variant)
 
 
 class WassersteinLoss:
@@ -146,6 +146,8 @@ class WassersteinLoss:
         else:
             measures = check_measures(h, y, K, self.variant == "balanced", self.renormalize,
                                       self.controls)
+            if self.gammas is not None:       # the limit of the compute dtype
+                check_relaxed_penalties(self.lam, *self.gammas, measures.dtype)
             result, status = self.solve_measures(measures, check_init(init, measures),
                                                  scalings)
         warn_if_not_converged(status, self.controls.tol_for(measures.dtype),

@@ -30,8 +30,9 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
     ----------
     h : array_like of shape (K,) or (n, K)
         Predictions: non-negative, each row with the same total mass as ``y``.
-    y : array_like of shape (K,) or (n, K)
-        Targets, same shape as ``h``; one-hot and sparse rows are the normal case.
+    y : array_like or scipy.sparse array of shape (K,) or (n, K)
+        Targets, same shape as ``h``; one-hot and sparse rows are the normal case
+        (a SciPy sparse matrix or array is checked, then densified).
     M : array_like of shape (K, K)
         Ground metric: finite, non-negative (see :mod:`sinkhorn_nb.ground_metric`).
     lam : float
@@ -55,7 +56,9 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
         Sinkhorn iteration (two BLAS matrix products per iteration over the
         batch, or products restricted to the target's support when it has at
         most K/8 non-zeros); beyond that, the log-domain iteration.  A row whose
-        multiplicative solve over- or underflows is redone in the log domain.
+        path fails is handed on: from Newton's method to the Sinkhorn iteration,
+        from an over- or underflowing multiplicative solve to the log domain
+        (:mod:`sinkhorn_nb.routing` decides every path).
         ``"multiplicative"`` runs the Sinkhorn iteration whatever ``lam`` (still
         with the fallback); ``"log"`` always runs the log-domain path.
     renormalize : bool, default False
@@ -145,7 +148,7 @@ def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, t
 
     Parameters
     ----------
-    h, y : array_like of shape (K,) or (n, K)
+    h, y : array_like or scipy.sparse array of shape (K,) or (n, K)
         Non-negative measures of any total mass.
     M : array_like of shape (K, K)
         Ground metric.
@@ -154,6 +157,9 @@ def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, t
     gamma_a, gamma_b : float, default 1.0
         Strengths :math:`\gamma_a, \gamma_b > 0` of the marginal penalties; as they
         grow the problem approaches :func:`sinkhorn` on normalized inputs.
+        ``gamma * lam`` may be at most 1e7 in float64 (1e4 in float32): beyond,
+        the scaling iteration cannot resolve the penalty and the gradient loses
+        its digits, so such gammas raise (use :func:`sinkhorn` instead).
     max_iter, tol, check_every, method, device
         As in :func:`sinkhorn` (Newton's method is for the balanced variant only);
         here the error is :math:`\|(u - u^{+})\odot Gv\|_1/\max(\|h\|_1,

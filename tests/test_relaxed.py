@@ -290,8 +290,6 @@ def test_penalties_beyond_the_limit_are_refused(name):
                                 np.float32)
 
 
-@pytest.mark.xfail(strict=True, reason="the float32 limit is checked per call once "
-                   "WassersteinLoss._solve calls check_relaxed_penalties")
 def test_float32_penalties_beyond_their_limit_are_refused_per_call():
     K = 4
     M = random_metric(K, 311)

@@ -123,8 +123,8 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss
 @parallel
 def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_b, rows,
                       loss, grad, u, v):
-    """Objective, gradient and scalings from a log-domain solve (one row of
-    ``log_u``, ``log_v``, ``lse_row``, ``lse_col`` per entry of ``rows``)."""
+    """Objective, gradient and scalings from a log-domain solve (``(n, K)``
+    float64 ``log_u``, ``log_v``, ``lse_row``, ``lse_col``, read on ``rows``)."""
     K = h.shape[1]
     for k in prange(rows.size):
         r = rows[k]
@@ -134,10 +134,10 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
         for i in range(K):
             row = 0.0
             if h[r, i] > 0:
-                log_row = log_u[k, i] + lse_row[k, i]
+                log_row = log_u[r, i] + lse_row[r, i]
                 row = np.exp(log_row)
                 if row > 0:
-                    e, kl = marginal_terms(h[r, i], row, log_u[k, i], log_row)
+                    e, kl = marginal_terms(h[r, i], row, log_u[r, i], log_row)
                     entropic += e - row
                     kl_a += kl
                 else:
@@ -147,16 +147,16 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
                 grad[r, i] = -np.inf
             col = 0.0
             if y[r, i] > 0:
-                log_col = log_v[k, i] + lse_col[k, i]
+                log_col = log_v[r, i] + lse_col[r, i]
                 col = np.exp(log_col)
                 if col > 0:
-                    e, kl = marginal_terms(y[r, i], col, log_v[k, i], log_col)
+                    e, kl = marginal_terms(y[r, i], col, log_v[r, i], log_col)
                     entropic += e
                     kl_b += kl
                 else:
                     kl_b += y[r, i]
-            u[r, i] = np.exp(log_u[k, i])
-            v[r, i] = np.exp(log_v[k, i])
+            u[r, i] = np.exp(log_u[r, i])
+            v[r, i] = np.exp(log_v[r, i])
         loss[r] = entropic / lam + gamma_a * kl_a + gamma_b * kl_b
 
 

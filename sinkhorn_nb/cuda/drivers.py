@@ -23,8 +23,8 @@ from numba import cuda
 from .. import routing
 from ..core import FAILED, compute_dtype, gauge_limit
 from ..result import SinkhornResult
-from ..validation import check_init, check_measures, check_shapes, is_device_array
-from ..validation import measures_from_scan
+from ..validation import (check_init, check_measures, check_relaxed_penalties, check_shapes,
+                          is_device_array, measures_from_scan)
 from . import balanced, kernels, relaxed, scan
 
 #: Default launch shape ``(tile, micro, block)``: on a real GPU 16x16 threads per
@@ -148,6 +148,8 @@ def solve_arrays(h, y, init, kernels_cache, variant, gammas, controls, renormali
         init = check_init(init, measures)
         measures = replace(measures, h=cuda.to_device(measures.h), y=cuda.to_device(measures.y))
         on_host = True
+    if gammas is not None:       # the limit of the compute dtype
+        check_relaxed_penalties(kernels_cache.lam, *gammas, measures.dtype)
     kernel = device_kernel(kernels_cache, measures.dtype)
     tol = controls.tol_for(measures.dtype)
     plan = routing.plan_for(measures, kernel, variant, gammas, controls.method, tol, scalings)

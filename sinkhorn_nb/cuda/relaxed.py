@@ -10,7 +10,7 @@ The value is the objective at :math:`T = \operatorname{diag}(u) G \operatorname{
 
 and :math:`-\infty` where :math:`h_i = 0`; each entry of the KL terms is
 summed as :math:`z\,\varphi(w/z - 1)` (:func:`kl_term`, as on the CPU).  Every
-kernel works on the rows with ``rows[r] != 0``, one block per row.
+kernel works on the rows ``rows`` (int64 row indices), one block per row.
 """
 import math
 
@@ -61,7 +61,7 @@ def marginal_terms(mass, marginal, log_scaling, log_marginal):
     return marginal * log_scaling, kl_term(marginal, mass, log_marginal)
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.a2, t.a2, t.f, t.f, t.f, t.i32, t.a1, t.a2,
+@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.a2, t.a2, t.f, t.f, t.f, t.i64, t.a1, t.a2,
                     t.i64)])
 def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss, grad,
                           status):
@@ -113,7 +113,7 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss
             status[r] = FAILED
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.f2, t.f2, t.f2, t.f2, t.f, t.f, t.f, t.i32, t.a1, t.a2,
+@kernel(lambda t: [(t.a2, t.a2, t.f2, t.f2, t.f2, t.f2, t.f, t.f, t.f, t.i64, t.a1, t.a2,
                     t.a2, t.a2)])
 def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_b, rows,
                       loss, grad, u, v):
@@ -158,7 +158,7 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
         loss[r] = entropic / lam + gamma_a * kl_a + gamma_b * kl_b
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.f, t.f, t.i32, t.a1, t.a2, t.a1, t.a2, t.a2, t.i64, t.a1,
+@kernel(lambda t: [(t.a2, t.a2, t.f, t.f, t.i64, t.a1, t.a2, t.a1, t.a2, t.a2, t.i64, t.a1,
                     t.i64)])
 def empty_rows(h, y, gamma_a, gamma_b, rows, loss, grad, cost, u, v, n_iter, err, status):
     """Rows where ``h`` or ``y`` has zero mass: ``T = 0``, value
