@@ -126,7 +126,7 @@ class GibbsKernel:
         # computed in float64 then rounded, so float32 kernels are correctly rounded
         G = self._G64.astype(self.dtype, copy=False)
         if self.dtype != np.float64:
-            del self._G64
+            self.__dict__.pop("_G64", None)     # (another thread may have dropped it)
         return G
 
     @cached_property
@@ -161,13 +161,19 @@ class GibbsKernels:
         self.M, self.lam = M, lam
         self._host = {}
         self.device = {}
+        self._lock = threading.Lock()
 
     def get(self, dtype):
-        """The :class:`GibbsKernel` for ``dtype`` (built once)."""
+        """The :class:`GibbsKernel` for ``dtype`` (built once, also when threads ask
+        at the same time)."""
         dtype = np.dtype(dtype)
-        if dtype not in self._host:
-            self._host[dtype] = GibbsKernel(self.M, self.lam, dtype)
-        return self._host[dtype]
+        with self._lock:
+            if dtype not in self._host:
+                self._host[dtype] = GibbsKernel(self.M, self.lam, dtype)
+            return self._host[dtype]
 
     def __getstate__(self):
-        return {"M": self.M, "lam": self.lam, "_host": self._host, "device": {}}
+        return {"M": self.M, "lam": self.lam, "_host": self._host}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, device={}, _lock=threading.Lock())

@@ -106,7 +106,7 @@ class Roles:
         return self.exp_a if self.first_is_v else self.exp_b
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Plan:
     """The path of every row of one solve (see the module docstring).
 
@@ -121,10 +121,8 @@ class Plan:
     sparse_width : int
         Largest target support among the ``sparse`` rows (0 when there are none).
     one_hot_divides : bool
-        The closed form of one-hot balanced rows forms ``u = h / G``.
-    multiplicative_range : bool
-        ``lam * max(M)`` is within :data:`MULTIPLICATIVE_LIMIT`: the one-hot closed
-        form may form ``u`` from ``exp(lam M + 1)``.
+        The closed form of one-hot balanced rows forms ``u = h / G`` (else from
+        ``exp(lam M + 1)`` or the logarithm, whichever the dtype's range allows).
     """
     variant: str
     gammas: object
@@ -136,7 +134,6 @@ class Plan:
     log: np.ndarray
     sparse_width: int
     one_hot_divides: bool
-    multiplicative_range: bool
 
     @property
     def balanced(self):
@@ -165,6 +162,12 @@ class Plan:
         """Every row is a closed form."""
         return self.closed.size == self.n_rows
 
+    def check_covers(self, n):
+        """Raise unless the paths (disjoint by construction) hold ``n`` rows: a plan
+        that would leave a row unsolved is a bug, never a result."""
+        if self.n_rows != n:
+            raise RuntimeError(f"the plan routes {self.n_rows} rows, the batch has {n}")
+
 
 def closed_form_rows(variant, support, mass_h, mass_y):
     """Mask of the rows solved in closed form: balanced targets with one non-zero,
@@ -175,7 +178,9 @@ def closed_form_rows(variant, support, mass_h, mass_y):
 
 
 def _rows(mask):
-    return np.flatnonzero(mask).astype(np.int64, copy=False)
+    rows = np.flatnonzero(mask).astype(np.int64, copy=False)
+    rows.flags.writeable = False
+    return rows
 
 
 def _on_support(support, n_labels):
@@ -207,7 +212,7 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
         The resolved tolerance (0 runs exactly ``max_iter`` iterations, so no
         Newton's method).
     kernel_built : bool, default False
-        ``G`` is built already (the one-hot closed form then divides by it).
+        ``G_T`` is built already (the one-hot closed form then divides by it).
     scalings : bool, default True
         The caller wants the scalings ``u``, ``v`` of one-hot balanced rows
         (without, the closed form never needs ``G``).
@@ -220,7 +225,7 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
     multiplicative_range = bool(lam_max_m <= MULTIPLICATIVE_LIMIT[np.dtype(dtype)])
     closed_mask = closed_form_rows(variant, support, mass_h, mass_y)
     closed = _rows(closed_mask)
-    empty = closed[:0]
+    empty = _rows(closed_mask[:0])
     newton = sparse = dense = log = empty
     if closed.size < support.size:
         iterated = ~closed_mask
@@ -235,7 +240,7 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
     divides = bool(balanced and scalings and multiplicative_range and closed.size > 0
                    and (kernel_built or ONE_HOT_DIVIDE_RATIO * closed.size >= n_labels))
     return Plan(variant, gammas, Roles.of(variant, lam, gammas), closed, newton, sparse, dense,
-                log, _width(support, sparse), divides, multiplicative_range)
+                log, _width(support, sparse), divides)
 
 
 def plan_for(measures, kernel, variant, gammas, method, tol, scalings=True):
@@ -243,14 +248,28 @@ def plan_for(measures, kernel, variant, gammas, method, tol, scalings=True):
     :class:`~sinkhorn_nb.gibbs.GibbsKernel` (or its device copy)."""
     return make_plan(variant, gammas, kernel.lam, kernel.lam_max_m, measures.dtype,
                      measures.shape[1], measures.support, measures.mass_h, measures.mass_y,
-                     method, tol, kernel.built("G"), scalings)
+                     method, tol, kernel.built("G_T"), scalings)
 
 
 def force(plan, path, support):
     """``plan`` with every row it iterates moved to ``path`` (``"newton"``,
     ``"sparse"``, ``"dense"`` or ``"log"``): for tests and benchmarks that compare
-    the paths on the same rows.  Failed rows are still handed on."""
+    the paths on the same rows.  Failed rows are still handed on.
+
+    Raises
+    ------
+    ValueError
+        For another ``path``, or ``"newton"`` with a relaxed plan or a row whose
+        target has more than :data:`NEWTON_MAX_SUPPORT` non-zeros (Newton's method
+        solves balanced rows with small supports only).
+    """
+    if path not in ("newton", "sparse", "dense", "log"):
+        raise ValueError(f"path must be 'newton', 'sparse', 'dense' or 'log', got {path!r}")
     rows = plan.iterated
+    rows.flags.writeable = False
+    if path == "newton" and (not plan.balanced or (support[rows] > NEWTON_MAX_SUPPORT).any()):
+        raise ValueError("Newton's method solves balanced rows whose target has at most "
+                         f"{NEWTON_MAX_SUPPORT} non-zeros")
     empty = rows[:0]
     moved = {name: (rows if name == path else empty)
              for name in ("newton", "sparse", "dense", "log")}
@@ -299,15 +318,15 @@ def execute(plan, warm, iterate, scalings_outputs, failed, support, n_labels):
     """
     handed = {}
 
-    def run(path, rows, start_warm):
+    def run(path, rows, start_warm, width=None):
         if not rows.size:
             return
-        iterate(path, rows, start_warm, _width(support, rows))
+        iterate(path, rows, start_warm, _width(support, rows) if width is None else width)
         for to, moved in hand_on(path, failed(rows), support, n_labels).items():
             handed[to] = np.union1d(handed.get(to, rows[:0]), moved).astype(np.int64)
 
     for path in ("newton", "sparse", "dense"):
-        run(path, plan.rows(path), warm)
+        run(path, plan.rows(path), warm, plan.sparse_width if path == "sparse" else None)
         run(path, handed.pop(path, plan.rows(path)[:0]), False)
     solved = np.setdiff1d(plan.multiplicative, handed.get("log", plan.log[:0]))
     if solved.size:

@@ -128,8 +128,7 @@ def test_a_newton_row_that_cannot_progress_is_failed_then_solved_elsewhere():
     loss = engine("balanced", M, 20.0)
     measures, kernel, plan = plan_of(loss, h, y)
     assert plan.newton.tolist() == [0, 1]
-    newton_only = routing.replace(plan, newton=plan.newton)
-    result, status = solve_plan(loss, measures, kernel, newton_only)
+    result, status = solve_plan(loss, measures, kernel, plan)
     assert status.tolist() == [CONVERGED, CONVERGED] and (result.n_iter > 0).all()
     # the Newton kernel alone reports the rows it could not solve as FAILED
     from sinkhorn_nb.cpu import balanced
@@ -152,3 +151,42 @@ def test_make_plan_needs_no_solver():
     b = plan_of(loss, h, h)[2]
     for path in routing.PATHS:
         np.testing.assert_array_equal(a.rows(path), b.rows(path))
+
+
+def test_force_refuses_paths_that_cannot_solve_the_rows():
+    K = 40
+    h = random_predictions(3, K, 6)
+    y = np.zeros((3, K))
+    y[:, :10] = 0.1                                 # 10 labels: more than Newton takes
+    for variant, path in (("balanced", "closed"), ("balanced", "newton"),
+                          ("relaxed", "newton"), ("balanced", "Sparse")):
+        loss = engine(variant, random_metric(K, 7), 10.0)
+        measures, _, plan = plan_of(loss, h, y)
+        with pytest.raises(ValueError):
+            routing.force(plan, path, measures.support)
+
+
+def test_a_plan_that_misses_rows_is_an_error_not_a_result():
+    K = 20
+    h = random_predictions(3, K, 8)
+    loss = engine("balanced", random_metric(K, 9), 10.0)
+    measures, kernel, plan = plan_of(loss, h, h)
+    missing = routing.replace(plan, dense=plan.dense[:1])
+    with pytest.raises(RuntimeError, match="routes 1 rows, the batch has 3"):
+        solve_plan(loss, measures, kernel, missing)
+
+
+@pytest.mark.parametrize("lam", [5.0, 50.0])
+def test_relaxed_log_domain_rows_after_closed_rows(lam):
+    """Rows of the log domain that are not the first rows of the batch (a closed
+    row before them) give what each gives alone."""
+    K = 6
+    M = random_metric(K, 10)
+    h = random_predictions(4, K, 11)
+    y = 1.5 * random_predictions(4, K, 12)
+    h[0] = 0.0                                       # closed form (empty h)
+    batch = snb.sinkhorn_relaxed(h, y, M, lam, method="log", max_iter=20000)
+    for i in range(4):
+        alone = snb.sinkhorn_relaxed(h[i], y[i], M, lam, method="log", max_iter=20000)
+        np.testing.assert_allclose(batch.loss[i], alone.loss, rtol=1e-12)
+        np.testing.assert_allclose(batch.grad[i], alone.grad, rtol=1e-10)

@@ -54,6 +54,7 @@ def solve(measures, kernel, plan, controls, tol, init, result, scalings=True):
     status : ndarray of int64 (n,)
         :mod:`sinkhorn_nb.core` codes; ``result.converged`` is set from them.
     """
+    plan.check_covers(measures.shape[0])
     with parallel_section():
         status = np.empty(measures.shape[0], np.int64)
         if init is not None:        # before the closed forms, which overwrite their rows

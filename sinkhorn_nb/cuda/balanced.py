@@ -170,8 +170,10 @@ def one_hot_rows(h, label, mass, M_T, M_column_sums, G_T, divide, lam, lam_max_m
                 u[r, i] = h[r, i] / G_T[j, i] if h[r, i] > 0 else 0.0
             elif shift == 0.0 and direct:
                 u[r, i] = h[r, i] * math.exp(lam * M_T[j, i] + 1.0) if h[r, i] > 0 else 0.0
+            elif h[r, i] > 0:     # alpha in float64 (grad holds it in the compute dtype)
+                u[r, i] = exp_or_inf(lam * M_T[j, i] + 1.0 + math.log(h[r, i]) - shift)
             else:
-                u[r, i] = exp_or_inf(grad[r, i] - shift) if h[r, i] > 0 else 0.0
+                u[r, i] = 0.0
             v[r, i] = 0.0
         cuda.syncthreads()
         if cuda.threadIdx.x == 0:
@@ -289,7 +291,8 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
                 status, gv_out, gtu_out, cost, work):
     """Balanced rows with at most ``NEWTON_MAX_SUPPORT`` target labels, by Newton's
     method on the semi-dual (the algorithm, stopping test, ``FAILED`` rows and
-    outputs of :func:`sinkhorn_nb.cpu.balanced.newton_rows`).  One thread per
+    outputs of :func:`sinkhorn_nb.cpu.balanced.newton_rows`; a row with more
+    labels than its local arrays hold is ``FAILED`` at once).  One thread per
     row; ``work`` is float64 scratch of shape ``(5, len(rows), K)`` (work in
     float64 as the CPU does)."""
     k = cuda.grid(1)
@@ -313,7 +316,11 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
     W = cuda.local.array((NEWTON_MAX_SUPPORT, NEWTON_MAX_SUPPORT), dtype=numba.float64)
     s = 0
     for j in range(K):
-        if y[r, j] > 0 and s < NEWTON_MAX_SUPPORT:
+        if y[r, j] > 0 and s == NEWTON_MAX_SUPPORT:     # beyond the local arrays
+            status[r] = FAILED
+            n_iter[r] = 0
+            return
+        if y[r, j] > 0:
             index[s] = j
             ys[s] = y[r, j]
             start = v_out[r, j] if warm else 1.0

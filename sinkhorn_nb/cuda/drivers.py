@@ -39,6 +39,8 @@ DEFAULT_LAUNCH = (4, 2, 4) if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else
 #: the log domain, which accumulates in float64) and ``M_column_sums``.
 DEVICE_ARRAYS = ("G", "G_T", "GM_T", "M_T", "M_column_sums", "M64", "M64_T")
 
+_DEVICE_KERNELS_LOCK = threading.Lock()
+
 
 class DeviceGibbsKernel:
     """Device copies of a :class:`~sinkhorn_nb.gibbs.GibbsKernel`'s arrays, uploaded
@@ -57,8 +59,8 @@ class DeviceGibbsKernel:
     def __getattr__(self, name):
         if name not in DEVICE_ARRAYS:
             raise AttributeError(name)
-        array = getattr(self.host, name)
-        with self._lock:
+        with self._lock:      # one thread builds the host array and uploads it
+            array = getattr(self.host, name)
             if id(array) not in self._copies:
                 self._copies[id(array)] = (array, cuda.to_device(array))
             device_array = self._copies[id(array)][1]
@@ -123,9 +125,10 @@ def device_kernel(kernels_cache, dtype):
     """The :class:`DeviceGibbsKernel` for ``dtype`` of a
     :class:`~sinkhorn_nb.gibbs.GibbsKernels` (built once, kept in its ``device``)."""
     dtype = np.dtype(dtype)
-    if dtype not in kernels_cache.device:
-        kernels_cache.device[dtype] = DeviceGibbsKernel(kernels_cache.get(dtype))
-    return kernels_cache.device[dtype]
+    with _DEVICE_KERNELS_LOCK:
+        if dtype not in kernels_cache.device:
+            kernels_cache.device[dtype] = DeviceGibbsKernel(kernels_cache.get(dtype))
+        return kernels_cache.device[dtype]
 
 
 def solve_arrays(h, y, init, kernels_cache, variant, gammas, controls, renormalize, scalings, *,
@@ -209,6 +212,7 @@ def solve(measures, kernel, plan, controls, tol, init, result, scalings=True, *,
     h = measures.h
     n, K = h.shape
     go = Launch(n, K, h.dtype, launch)
+    plan.check_covers(n)
     status = cuda.device_array(n, np.int64)
     if init is not None:        # before the closed forms, which overwrite their rows
         result.u.copy_to_device(init[0])
@@ -272,12 +276,16 @@ class _Run:
 
     def newton(self, rows, warm):
         m, r, k = self.measures, self.result, self.kernel
-        work = k.scratch("newton_work", (5, rows.size, m.shape[1]), np.float64)
-        grid, threads = self.go.over(rows.size)
-        balanced.newton_rows[grid, threads](
-            self.h, self.y, k.G_T, k.GM_T, cuda.to_device(rows), r.u, r.v, warm, self.mass,
-            self.controls.max_iter, self.tol, r.n_iter, r.err, self.status, self.Gv, self.GTu,
-            r.transport_cost, work)
+        K = m.shape[1]
+        chunk = max(1024, 2 ** 24 // K)        # bounds the scratch to 640 MiB
+        work = k.scratch("newton_work", (5, min(chunk, rows.size), K), np.float64)
+        for start in range(0, rows.size, chunk):
+            part = cuda.to_device(rows[start:start + chunk])
+            grid, threads = self.go.over(part.shape[0])
+            balanced.newton_rows[grid, threads](
+                self.h, self.y, k.G_T, k.GM_T, part, r.u, r.v, warm, self.mass,
+                self.controls.max_iter, self.tol, r.n_iter, r.err, self.status, self.Gv,
+                self.GTu, r.transport_cost, work)
 
     def scalings_outputs(self, rows):
         r, k = self.result, self.kernel
