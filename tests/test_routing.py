@@ -1,4 +1,5 @@
 """The routing plan: which path each row takes, and the one rule for failed rows."""
+import numba
 import numpy as np
 import pytest
 
@@ -138,7 +139,7 @@ def test_a_newton_row_that_cannot_progress_is_failed_then_solved_elsewhere():
                              np.zeros(n))
     balanced.newton_rows(measures.h, measures.y, kernel.G_T, kernel.GM_T, plan.newton, out[0],
                          out[1], False, measures.mass_y, 1000, 1e-9, n_iter, err, st, out[2],
-                         out[3], cost, np.empty((5, n, K)))
+                         out[3], cost, np.empty((5, numba.config.NUMBA_NUM_THREADS, K)))
     assert st.tolist() == [FAILED, FAILED]
 
 

@@ -12,6 +12,7 @@ is then the finite extension :math:`-\log(Gv)_i/\lambda` (the soft
 c-transform), so that the centring stays defined.  Every kernel writes the rows
 ``rows`` of the caller's result arrays.
 """
+import numba
 import numpy as np
 from numba import prange
 
@@ -410,7 +411,10 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
     steps.  A row where no step makes progress before it converges (a singular
     system, an overflow, a line search that fails) is ``FAILED``, for the plan
     to hand on (:func:`sinkhorn_nb.routing.hand_on`).  ``work`` is float64
-    scratch of shape ``(5, len(rows), K)``.  Outputs as in
+    scratch of shape ``(5, slots, K)``, one slot per thread solving rows at once
+    (here the slot of Numba's thread ``numba.get_thread_id()``, so there are at
+    least as many as its thread pool; on the GPU one per row of ``rows``): a
+    thread reuses its slot, which stays in cache, row after row.  Outputs as in
     :func:`~sinkhorn_nb.cpu.kernels.sparse_scaling_iterations`.
     """
     for k in prange(rows.size):
@@ -428,7 +432,9 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
         f_try, v_try, col_try, gap_try = np.empty(s), np.empty(s), np.empty(s), np.empty(s)
         rhs, step, pivot = np.empty(s), np.empty(s), np.empty(s)
         W = np.empty((s, s))
-        u, gv, u_try, gv_try, weight = work[0, k], work[1, k], work[2, k], work[3, k], work[4, k]
+        slot = numba.get_thread_id()     # this thread's scratch, reused row after row
+        u, gv = work[0, slot], work[1, slot]
+        u_try, gv_try, weight = work[2, slot], work[3, slot], work[4, slot]
         norm = semi_dual_state(hr, G_T, index, s, ys, f, v, gv, u, col, gap)
         value = np.nan                     # F(f), computed when a step needs it
         it = 0

@@ -16,6 +16,7 @@ rows of the caller's :class:`~sinkhorn_nb.SinkhornResult` in place:
 Thread safety: calls from several threads are safe (see
 :func:`sinkhorn_nb.threads.parallel_section`).
 """
+import numba
 import numpy as np
 
 from .. import routing
@@ -108,14 +109,12 @@ class _Run:
 
     def newton(self, rows, warm):
         m, k, r = self.measures, self.kernel, self.result
-        K = m.shape[1]
-        chunk = max(64, 2 ** 20 // K)          # bounds the scratch to 40 MiB
-        work = k.scratch("newton_work", (5, min(chunk, rows.size), K), np.float64)
-        for start in range(0, rows.size, chunk):
-            part = rows[start:start + chunk]
-            balanced.newton_rows(m.h, m.y, k.G_T, k.GM_T, part, r.u, r.v, warm, m.mass_y,
-                                 *self.loop[:2], *self.loop[3:], self.Gv, self.GTu,
-                                 r.transport_cost, work[:, :part.size])
+        # one scratch slot per thread of Numba's pool (newton_rows picks its own)
+        work = k.scratch("newton_work", (5, numba.config.NUMBA_NUM_THREADS, m.shape[1]),
+                         np.float64)
+        balanced.newton_rows(m.h, m.y, k.G_T, k.GM_T, rows, r.u, r.v, warm, m.mass_y,
+                             *self.loop[:2], *self.loop[3:], self.Gv, self.GTu,
+                             r.transport_cost, work)
 
     def sparse(self, rows, warm):
         m, k, r, roles = self.measures, self.kernel, self.result, self.plan.roles

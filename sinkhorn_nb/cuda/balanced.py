@@ -293,8 +293,8 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
     method on the semi-dual (the algorithm, stopping test, ``FAILED`` rows and
     outputs of :func:`sinkhorn_nb.cpu.balanced.newton_rows`; a row with more
     labels than its local arrays hold is ``FAILED`` at once).  One thread per
-    row; ``work`` is float64 scratch of shape ``(5, len(rows), K)`` (work in
-    float64 as the CPU does)."""
+    row; ``work`` is float64 scratch of shape ``(5, slots, K)`` with one slot per
+    thread, the row's position in ``rows`` (work in float64 as the CPU does)."""
     k = cuda.grid(1)
     if k >= rows.shape[0]:
         return
