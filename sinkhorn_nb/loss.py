@@ -80,8 +80,7 @@ class WassersteinLoss:
                  device="cpu", max_iter=1000, tol=None, check_every=10, method="auto",
                  renormalize=False):
         self.variant = check_variant(variant)
-        self._M = check_ground_metric(M, copy=True)      # owned: never the caller's array
-        self._M.flags.writeable = False
+        self._M = self._own_metric(M)
         self.lam = check_lam(lam)
         check_lam_times_metric(self.lam, float(self._M.max()))
         self.gamma_a, self.gamma_b = check_gammas(self.variant, gamma_a, gamma_b, self.lam)
@@ -89,6 +88,14 @@ class WassersteinLoss:
         self.controls = check_controls(max_iter, tol, check_every, method)
         self.renormalize = check_renormalize(self.variant, renormalize)
         self._kernels = GibbsKernels(self.M, self.lam)
+
+    @staticmethod
+    def _own_metric(M):
+        """The validated metric as the engine's own read-only float64 copy (never the
+        caller's array, which may change after the engine is built)."""
+        M = check_ground_metric(M, copy=True)
+        M.flags.writeable = False
+        return M
 
     @property
     def M(self):

@@ -4,6 +4,19 @@ Each call is a :class:`~sinkhorn_nb.WassersteinLoss` used once: the arguments ar
 validated there, the Gibbs kernel is built for the call, and the engine solves.
 """
 from .loss import WassersteinLoss
+from .validation import check_ground_metric
+
+
+class _OneCallLoss(WassersteinLoss):
+    """The engine of one :func:`sinkhorn` or :func:`sinkhorn_relaxed` call: it does
+    not outlive the call, so it reads the validated metric through a read-only
+    view instead of copying it."""
+
+    @staticmethod
+    def _own_metric(M):
+        view = check_ground_metric(M).view()
+        view.flags.writeable = False
+        return view
 
 
 def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="auto",
@@ -121,7 +134,7 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
     >>> bool(r.converged)
     True
     """
-    engine = WassersteinLoss(M, lam, "balanced", device=device, max_iter=max_iter, tol=tol,
+    engine = _OneCallLoss(M, lam, "balanced", device=device, max_iter=max_iter, tol=tol,
                              check_every=check_every, method=method, renormalize=renormalize)
     return engine._solve(h, y, None, "sinkhorn")
 
@@ -204,6 +217,6 @@ def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, t
     >>> bool(r.loss > 0)
     True
     """
-    engine = WassersteinLoss(M, lam, "relaxed", gamma_a, gamma_b, device=device,
+    engine = _OneCallLoss(M, lam, "relaxed", gamma_a, gamma_b, device=device,
                              max_iter=max_iter, tol=tol, check_every=check_every, method=method)
     return engine._solve(h, y, None, "sinkhorn_relaxed")
