@@ -21,7 +21,8 @@ path            rows
                 :data:`SPARSE_FRACTION` ``* K`` non-zeros (products on its support)
 ``dense``       multiplicative range: the other rows (BLAS products over the batch)
 ``log``         ``method="log"``, or ``method="auto"`` beyond the multiplicative
-                range (:data:`MULTIPLICATIVE_LIMIT`): the log-domain iteration
+                range (:data:`MULTIPLICATIVE_LIMIT`) and for rows so light that
+                their scalings would be subnormal: the log-domain iteration
 ==============  ==============================================================
 
 A row whose path fails (its status is ``FAILED``: an overflow, a non-finite
@@ -232,6 +233,10 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
         if method == "log" or (method == "auto" and not multiplicative_range):
             log = _rows(iterated)
         else:
+            if method == "auto":        # rows too light for the multiplicative path
+                light = iterated & _too_light(mass_h, mass_y, lam_max_m, dtype)
+                log = _rows(light)
+                iterated = iterated & ~light
             newton_mask = iterated & (support <= NEWTON_MAX_SUPPORT) & bool(
                 balanced and method == "auto" and tol > 0)
             sparse_mask = iterated & ~newton_mask & _on_support(support, n_labels)
@@ -275,6 +280,17 @@ def force(plan, path, support):
              for name in ("newton", "sparse", "dense", "log")}
     width = _width(support, rows) if path == "sparse" else 0
     return replace(plan, sparse_width=width, **moved)
+
+
+def _too_light(mass_h, mass_y, lam_max_m, dtype):
+    """Mask of the rows whose mass times the smallest kernel entry
+    ``exp(-lam max(M) - 1)`` falls below ``tiny / eps`` of ``dtype``: their
+    scalings and products would be subnormal, losing relative precision without
+    ever becoming non-finite, so ``method="auto"`` runs them in the log domain."""
+    info = np.finfo(dtype)
+    floor = np.log(info.tiny) - np.log(info.eps) + lam_max_m + 1.0
+    with np.errstate(divide="ignore"):
+        return np.log(np.minimum(mass_h, mass_y)) < floor
 
 
 def _width(support, rows):

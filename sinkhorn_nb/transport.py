@@ -135,7 +135,7 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
     True
     """
     engine = _OneCallLoss(M, lam, "balanced", device=device, max_iter=max_iter, tol=tol,
-                             check_every=check_every, method=method, renormalize=renormalize)
+                          check_every=check_every, method=method, renormalize=renormalize)
     return engine._solve(h, y, None, "sinkhorn")
 
 
@@ -218,5 +218,5 @@ def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, t
     True
     """
     engine = _OneCallLoss(M, lam, "relaxed", gamma_a, gamma_b, device=device,
-                             max_iter=max_iter, tol=tol, check_every=check_every, method=method)
+                          max_iter=max_iter, tol=tol, check_every=check_every, method=method)
     return engine._solve(h, y, None, "sinkhorn_relaxed")

@@ -436,14 +436,15 @@ def _scan_facts(flags, mass_h, mass_y):
 
 
 def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balanced,
-                       renormalize, tol, was_1d):
+                       renormalize, tol, was_1d, mass_rtol=None):
     """Raise for what a scan found, then return the :class:`Measures` and the
     factors ``(factor_h, factor_y)`` by which the caller rescales the rows of ``h``
     and ``y`` into new arrays (each None when that side keeps its rows; the
     masses of the returned measures are those after rescaling).
 
     Shared by the host and device checks.  For the balanced variant masses must
-    be positive and equal to a relative :data:`~sinkhorn_nb.core.BALANCED_MASS_RTOL`;
+    be positive and equal to a relative :data:`~sinkhorn_nb.core.BALANCED_MASS_RTOL`
+    (or ``mass_rtol``, for inputs coarser than the compute dtype);
     with ``renormalize`` both rows are rescaled to unit mass instead, and a gap
     within the tolerance but above
     ``tol / 100`` (where it would put a floor under the stopping test) is closed
@@ -474,7 +475,7 @@ def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balan
             factor_h, factor_y = factors
             mass_h = mass_y = np.ones_like(mass_h)
         else:
-            rtol = BALANCED_MASS_RTOL[np.dtype(h.dtype)]
+            rtol = BALANCED_MASS_RTOL[np.dtype(h.dtype)] if mass_rtol is None else mass_rtol
             if gap > rtol:
                 raise ValueError(
                     f"h and y must have equal total mass in the balanced variant: row "
@@ -509,6 +510,10 @@ def check_measures(h, y, n_labels, balanced, renormalize, controls=None):
     y = as_target_array(y, "y")
     was_1d = check_shapes(h.shape, y.shape, n_labels)
     dtype = compute_dtype(h.dtype, y.dtype)
+    # masses normalized in a coarser dtype (float16) agree only to its rounding
+    coarsest = max((np.finfo(x.dtype).eps for x in (h, y) if x.dtype.kind == "f"),
+                   default=0.0)
+    mass_rtol = max(BALANCED_MASS_RTOL[dtype], 4 * float(coarsest))
     h = as_float_array(h.reshape(-1, n_labels), dtype, "h")
     y = as_float_array(y.reshape(-1, n_labels), dtype, "y")
     n = h.shape[0]
@@ -517,7 +522,7 @@ def check_measures(h, y, n_labels, balanced, renormalize, controls=None):
     scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags)
     measures, (factor_h, factor_y) = measures_from_scan(
         h, y, mass_h, mass_y, support, last_nonzero, flags, balanced, renormalize,
-        0.0 if controls is None else controls.tol_for(dtype), was_1d)
+        0.0 if controls is None else controls.tol_for(dtype), was_1d, mass_rtol)
     return replace(measures, h=_rescaled(h, factor_h), y=_rescaled(y, factor_y))
 
 

@@ -296,3 +296,13 @@ def test_message_names_are_documented():
     for phrase in ("SciPy sparse", "0-d arrays", r"2\^\{63\} - 1", "read-only",
                    "longdouble"):
         assert re.search(phrase, text), phrase
+
+
+def test_float16_rows_normalized_in_float16_are_balanced():
+    """float16 sums agree only to float16 rounding: the equal-mass check allows it."""
+    M = snb.ground_metric.ordinal(3)
+    r = snb.sinkhorn(np.float16([0.1, 0.3, 0.6]), np.float16([0, 0.5, 0.5]), M, lam=3.0)
+    exact = snb.sinkhorn(np.float16([0.1, 0.3, 0.6]).astype(np.float64) / 1.00012,
+                         np.float64([0, 0.5, 0.5]), M, lam=3.0, renormalize=True)
+    assert r.grad.dtype == np.float32
+    np.testing.assert_allclose(r.loss, exact.loss, rtol=1e-3)

@@ -191,3 +191,51 @@ def test_relaxed_log_domain_rows_after_closed_rows(lam):
         alone = snb.sinkhorn_relaxed(h[i], y[i], M, lam, method="log", max_iter=20000)
         np.testing.assert_allclose(batch.loss[i], alone.loss, rtol=1e-12)
         np.testing.assert_allclose(batch.grad[i], alone.grad, rtol=1e-10)
+
+
+def test_overflow_in_the_multiplicative_paths_raises_no_numpy_warning():
+    """Over- and underflow of the scaling iteration is detected per row and handed
+    on; it does not leak NumPy RuntimeWarnings (errors in this test suite)."""
+    M = snb.ground_metric.ordinal(5)
+    r = snb.sinkhorn_relaxed(np.float32([0.35, 1e-4, 0, 2e-8, 0]),
+                             np.float32([0.4, 0, 0.3, 0.7, 0]), M, lam=15.0, gamma_a=10.0,
+                             gamma_b=10.0)
+    log = snb.sinkhorn_relaxed(np.float32([0.35, 1e-4, 0, 2e-8, 0]),
+                               np.float32([0.4, 0, 0.3, 0.7, 0]), M, lam=15.0, gamma_a=10.0,
+                               gamma_b=10.0, method="log")
+    np.testing.assert_allclose(r.loss, log.loss, rtol=1e-5)
+    M = snb.ground_metric.ordinal(10)
+    h = np.full((3, 10), 0.1)
+    forced = snb.sinkhorn(h, h, M, 1e4, method="multiplicative", max_iter=50, tol=0.0)
+    assert np.isfinite(forced.loss).all()
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-250, 1e250])
+def test_newton_at_extreme_masses(scale):
+    """The Newton gap is measured relative to the mass: it neither underflows
+    (every step would look like progress) nor overflows."""
+    M = snb.ground_metric.ordinal(5)
+    h = np.full(5, 0.2)
+    y = np.array([0, 0, 0.5, 0.5, 0])
+    unit = snb.sinkhorn(h, y, M, lam=20.0)
+    r = snb.sinkhorn(h * scale, y * scale, M, lam=20.0)
+    assert r.converged
+    np.testing.assert_allclose(r.transport_cost / scale, unit.transport_cost, rtol=1e-8)
+
+
+def test_rows_too_light_for_the_multiplicative_path_take_the_log_domain():
+    """At lam * max(M) = 299, rows of mass 1e-300 would have subnormal products
+    (wrong by a few percent, never non-finite): the plan routes them to the log
+    domain, and the cost is the unit-mass cost."""
+    K = 30
+    M = snb.ground_metric.ordinal(K)
+    lam = 299.0 / M.max()
+    rng = np.random.default_rng(0)
+    h, y = rng.dirichlet(np.ones(K), 3), rng.dirichlet(np.ones(K), 3)
+    scale = np.array([1.0, 1e-150, 1e-300])[:, None]
+    loss = engine("balanced", M, lam, max_iter=30000)
+    _, _, plan = plan_of(loss, h * scale, y * scale)
+    assert plan.dense.tolist() == [0, 1] and plan.log.tolist() == [2]
+    r = snb.sinkhorn(h * scale, y * scale, M, lam, max_iter=30000)
+    unit = snb.sinkhorn(h, y, M, lam, max_iter=30000)
+    np.testing.assert_allclose(r.transport_cost / scale[:, 0], unit.transport_cost, rtol=1e-8)

@@ -326,7 +326,8 @@ def laplacian_solve(W, b, x, pivot, s):
 def semi_dual_state(h, G_T, index, s, ys, f, v, gv, u, col, gap):
     """At ``v = exp(f)`` on the support ``index[:s]``: ``gv = G v``, ``u = h / G v``
     (exact row marginal), ``col = v * G^T u`` and ``gap = y_S - col``; returns
-    ``||gap||_2^2``."""
+    ``||gap||_2^2 / ||y_S||_1^2`` (relative, so that it neither underflows nor
+    overflows at extreme masses)."""
     for k in range(s):
         v[k] = np.exp(f[k])
     gv[:] = 0
@@ -342,7 +343,10 @@ def semi_dual_state(h, G_T, index, s, ys, f, v, gv, u, col, gap):
         col[k] = v[k] * dot(G_T[index[k]], u)
         gap[k] = ys[k] - col[k]
         norm += gap[k] * gap[k]
-    return norm
+    mass = 0.0
+    for k in range(s):
+        mass += ys[k]
+    return norm / (mass * mass)
 
 
 @compiled
@@ -470,7 +474,7 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
                         value = semi_dual_value(hr, s, ys, f, gv)
                     trial_value = semi_dual_value(hr, s, ys, f_try, gv_try)
                     if (trial_value >= value + 1e-4 * t * slope
-                            or (abs(trial_value - value) <= 1e-13 * (abs(value) + 1.0)
+                            or (abs(trial_value - value) <= 1e-13 * (abs(value) + mass[r])
                                 and trial_norm < norm)):
                         accepted = True
                         value = trial_value

@@ -105,7 +105,10 @@ class _Run:
         return rows[self.status[rows] == FAILED]
 
     def iterate(self, path, rows, warm, width):
-        getattr(self, path)(rows, warm)
+        # over- and underflow of the multiplicative paths show up as non-finite
+        # errors and statuses (the plan hands such rows on), not as NumPy warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            getattr(self, path)(rows, warm)
 
     def newton(self, rows, warm):
         m, k, r = self.measures, self.kernel, self.result
@@ -140,7 +143,8 @@ class _Run:
 
     def scalings_outputs(self, rows):
         m, r = self.measures, self.result
-        with passes_on_one_thread(rows.size * m.shape[1]):
+        with passes_on_one_thread(rows.size * m.shape[1]), np.errstate(
+                over="ignore", invalid="ignore", divide="ignore"):
             if self.plan.balanced:
                 balanced.outputs_from_scalings(m.h, m.y, r.u, r.v, self.Gv, self.GTu,
                                                self.kernel.lam, rows, r.loss, r.grad,
