@@ -1,5 +1,6 @@
 """``WassersteinClassifier``: a softmax linear model trained on the Wasserstein loss."""
 import copy
+import hashlib
 import time
 import warnings
 from contextlib import contextmanager
@@ -88,6 +89,14 @@ def _unchanged_on_error(estimator):
 def _warn(messages):
     for message in messages:
         warnings.warn(message, ConvergenceWarning)
+
+
+def _fingerprint(value):
+    """A comparable summary of a parameter: arrays by their bytes (their repr
+    elides the middle), anything else by its repr."""
+    if isinstance(value, np.ndarray):
+        return (value.shape, value.dtype.str, hashlib.sha1(np.ascontiguousarray(value)).hexdigest())
+    return repr(value)
 
 
 class WassersteinClassifier(ClassifierMixin, BaseEstimator):
@@ -309,7 +318,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         return {"classes_": classes, "ground_metric_": metric, "coef_": coef,
                 "intercept_": intercept, "n_iter_": 0, "loss_curve_": [],
                 "sinkhorn_iterations_": 0, "_y_2d": multi_output, "_optimizer": None,
-                "_partial_objective": None, "_rng": None}
+                "_partial_objective": None, "_partial_params": None, "_rng": None}
 
     def _set(self, state):
         """Assign the fitted attributes of a completed fit."""
@@ -546,8 +555,22 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
                  "_rng": copy.deepcopy(getattr(self, "_rng", None)),
                  # the loss engine is shared: its scalings are forgotten at every call
                  # and its counters are read as differences
-                 "_partial_objective": getattr(self, "_partial_objective", None)}
+                 "_partial_objective": getattr(self, "_partial_objective", None),
+                 "_partial_params": getattr(self, "_partial_params", None)}
+        if state["_partial_params"] != self._loss_params():
+            # parameters changed by set_params since the last call: a new metric and
+            # loss engine (validated like the first call's) and a new optimizer
+            state.update(ground_metric_=self._metric_for(self.classes_), _optimizer=None,
+                         _partial_objective=None)
         return state, (X, targets, w)
+
+    def _loss_params(self):
+        """The parameters that the metric, the loss engine and the optimizer of
+        ``partial_fit`` are built from (a change rebuilds them)."""
+        params = self.get_params(deep=False)
+        return {name: _fingerprint(params[name]) for name in sorted(params)
+                if name not in ("max_iter", "tol", "n_iter_no_change", "verbose",
+                                "warm_start", "random_state", "batch_size")}
 
     def _partial_epoch(self, state, X, targets, w):
         """One epoch of ``partial_fit`` on ``state``; the warning messages."""
@@ -557,6 +580,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
             state["_optimizer"] = MinibatchOptimizer(self.solver, self.learning_rate)
         if state["_partial_objective"] is None:        # Gibbs kernel kept across calls
             state["_partial_objective"] = self._objective(state["ground_metric_"])
+            state["_partial_params"] = self._loss_params()
         objective = state["_partial_objective"]
         objective.forget_scalings()          # sample ids are rows of this call only
         before = objective.sinkhorn_iterations, objective.not_converged

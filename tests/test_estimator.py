@@ -1,4 +1,5 @@
 """WassersteinClassifier: scikit-learn compatibility, targets, solvers, gradients."""
+import copy
 import pickle
 
 import numpy as np
@@ -447,3 +448,22 @@ def test_partial_fit_rejects_nan_classes(classes):
     with pytest.raises(ValueError, match="classes contains NaN or an infinite value"):
         clf.partial_fit(X, y, classes=classes)
     assert _fitted_state(clf) == {}
+
+
+def test_partial_fit_follows_set_params_between_calls():
+    """A parameter changed by set_params after a partial_fit takes effect at the
+    next call (the metric and the loss engine are rebuilt and validated)."""
+    from sklearn.datasets import load_iris
+    X, y = load_iris(return_X_y=True)
+    first = snb.WassersteinClassifier("ordinal", solver="sgd", random_state=0)
+    first.partial_fit(X, y, classes=[0, 1, 2])
+    same, changed = copy.deepcopy(first), copy.deepcopy(first)
+    same.partial_fit(X, y)
+    changed.set_params(lam=2.0).partial_fit(X, y)
+    assert changed.loss_curve_[-1] != same.loss_curve_[-1]
+    np.testing.assert_array_equal(changed.ground_metric_, same.ground_metric_)
+    bad = copy.deepcopy(first).set_params(ground_metric=np.full((3, 3), np.nan))
+    before = bad.coef_.copy()
+    with pytest.raises(ValueError, match="NaN"):
+        bad.partial_fit(X, y)
+    np.testing.assert_array_equal(bad.coef_, before)
