@@ -166,7 +166,7 @@ def check_relaxed_penalties(lam, gamma_a, gamma_b, dtype=np.float64):
     for name, gamma in (("gamma_a", gamma_a), ("gamma_b", gamma_b)):
         if not gamma * lam <= limit:
             raise ValueError(
-                f"{name} * lam = {gamma * lam:.3g} is above {limit:.0e}, the largest for which "
+                f"{name} * lam = {gamma * lam:.10g} is above {limit:.0e}, the largest for which "
                 f"the relaxed loss and its gradient are accurate in {dtype.name}: the scaling "
                 "iteration cannot resolve marginal penalties this strong.  For (nearly) "
                 "hard marginal constraints use the balanced sinkhorn (the limit of large "
@@ -225,6 +225,9 @@ def as_real_array(x, name):
     if is_device_array(x):
         raise TypeError(f"{name} is a device array; pass device='cuda' to keep it on the "
                         "GPU or copy it to the host first")
+    if _is_sparse(x):       # (targets take sparse input through as_target_array)
+        raise TypeError(f"{name} is a SciPy sparse {type(x).__name__}; pass a dense array "
+                        f"({name}.toarray())")
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like

@@ -306,3 +306,14 @@ def test_float16_rows_normalized_in_float16_are_balanced():
                          np.float64([0, 0.5, 0.5]), M, lam=3.0, renormalize=True)
     assert r.grad.dtype == np.float32
     np.testing.assert_allclose(r.loss, exact.loss, rtol=1e-3)
+
+
+def test_a_sparse_metric_or_init_gets_a_clear_error():
+    import scipy.sparse as sp
+    M = snb.ground_metric.ordinal(3)
+    h = np.full((1, 3), 1 / 3)
+    with pytest.raises(TypeError, match=r"M is a SciPy sparse csr_array; pass a dense array"):
+        snb.sinkhorn(h, h, sp.csr_array(M), 10.0)
+    loss = snb.WassersteinLoss(M, 10.0)
+    with pytest.raises(TypeError, match="init u is a SciPy sparse"):
+        loss.solve(h, h, init=(sp.csr_array(h), h))
