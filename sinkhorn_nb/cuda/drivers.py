@@ -35,8 +35,8 @@ DEFAULT_LAUNCH = (4, 2, 4) if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else
 
 #: The arrays of a :class:`~sinkhorn_nb.gibbs.GibbsKernel` a solve may read on the
 #: device.  Each is uploaded on first use, in the dtype the host kernel holds it
-#: in: the compute dtype, except ``M64`` and ``M64_T`` (float64, read only by
-#: the log domain, which accumulates in float64) and ``M_column_sums``.
+#: in: the compute dtype, except ``M64``, ``M64_T`` (read only by the log domain)
+#: and ``M_column_sums``, which are float64 (their users accumulate in float64).
 DEVICE_ARRAYS = ("G", "G_T", "GM_T", "M_T", "M_column_sums", "M64", "M64_T")
 
 _DEVICE_KERNELS_LOCK = threading.Lock()
@@ -277,7 +277,7 @@ class _Run:
     def newton(self, rows, warm):
         m, r, k = self.measures, self.result, self.kernel
         K = m.shape[1]
-        chunk = max(1024, 2 ** 24 // K)        # bounds the scratch to 640 MiB
+        chunk = max(1024, 2 ** 24 // K)     # 640 MiB of scratch up to K = 16384
         work = k.scratch("newton_work", (5, min(chunk, rows.size), K), np.float64)
         for start in range(0, rows.size, chunk):
             part = cuda.to_device(rows[start:start + chunk])
