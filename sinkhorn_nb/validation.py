@@ -15,6 +15,7 @@ Nothing here modifies its input: arrays are converted with
 and rescaled measures are new arrays.
 """
 import numbers
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -333,6 +334,13 @@ def check_ground_metric(M, name="M", copy=False):
     if copy and np.may_share_memory(M, source):
         M = M.copy()
     check_finite_nonnegative(M, name)
+    if np.diagonal(M).any():
+        warnings.warn(
+            f"{name} has non-zero diagonal entries (largest {np.diagonal(M).max():.3g}): a "
+            "ground metric costs nothing to keep mass on its label, M[i, i] = 0, so the loss "
+            "would penalize even a perfect prediction; build the metric with "
+            "sinkhorn_nb.ground_metric (ordinal, zero_one, from_points, from_embeddings)",
+            UserWarning, stacklevel=3)
     return M
 
 
@@ -344,7 +352,13 @@ def check_shapes(h_shape, y_shape, n_labels):
             raise ValueError(f"{name} must be 1-D (K,) or 2-D (n, K), got {len(shape)} "
                              "dimensions")
     if h_shape != y_shape:
-        raise ValueError(f"h and y must have the same shape, got {h_shape} and {y_shape}")
+        hint = ""
+        if len(h_shape) == 2 and y_shape == h_shape[:1]:
+            hint = ("; y looks like class labels: pass target measures of shape (n, K), for "
+                    "instance one-hot rows np.eye(K)[labels], or train a "
+                    "WassersteinClassifier on the labels")
+        raise ValueError(f"h and y must have the same shape, got {h_shape} and {y_shape}"
+                         + hint)
     if len(h_shape) == 2 and h_shape[0] == 0:
         raise ValueError("h and y are an empty batch (0 rows)")
     if h_shape[-1] != n_labels:

@@ -1,4 +1,6 @@
 """Bad input fails early with a message naming the argument; inputs are never modified."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -288,3 +290,25 @@ def test_renormalize_rejects_a_mass_whose_inverse_overflows():
     r = snb.sinkhorn(h * 1e-290 + 1e-300, y * 1e-300, M, 5.0, renormalize=True)
     np.testing.assert_allclose(r.loss, snb.sinkhorn(np.full((2, 6), 1 / 6), y, M, 5.0).loss,
                                rtol=1e-12)
+
+
+def test_class_labels_passed_as_targets_get_a_hint():
+    M = snb.ground_metric.ordinal(5)
+    h = np.full((2, 5), 0.2)
+    with pytest.raises(ValueError, match=r"got \(2, 5\) and \(2,\); y looks like class labels"
+                                         r".*np.eye\(K\)\[labels\].*WassersteinClassifier"):
+        snb.sinkhorn(h, np.array([1, 3]), M, 10.0)
+
+
+@pytest.mark.parametrize("entry", [
+    lambda M: snb.WassersteinLoss(M, 10.0),
+    lambda M: snb.sinkhorn(np.full(3, 1 / 3), np.full(3, 1 / 3), M, 10.0),
+    lambda M: snb.exact_wasserstein(np.full(3, 1 / 3), np.full(3, 1 / 3), M),
+])
+def test_a_metric_with_a_non_zero_diagonal_warns(entry):
+    with pytest.warns(UserWarning, match=r"M has non-zero diagonal entries \(largest 1\).*"
+                                         r"sinkhorn_nb.ground_metric"):
+        entry(np.ones((3, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        entry(snb.ground_metric.ordinal(3))
