@@ -91,6 +91,15 @@ def _warn(messages):
         warnings.warn(message, ConvergenceWarning)
 
 
+def _has_minibatch_solver(estimator):
+    """``partial_fit`` exists for the minibatch solvers only; otherwise say which."""
+    if estimator.solver not in ("sgd", "adam"):
+        raise AttributeError(f"partial_fit needs solver='sgd' or solver='adam' (this "
+                             f"estimator has solver={estimator.solver!r}, which trains "
+                             "full-batch with fit)")
+    return True
+
+
 def _fingerprint(value):
     """A comparable summary of a parameter: arrays by their bytes (their repr
     elides the middle), anything else by its repr."""
@@ -492,7 +501,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         k = self.n_iter_no_change
         return len(curve) > k and min(curve[-k:]) > min(curve[:-k]) - self.tol
 
-    @available_if(lambda self: self.solver in ("sgd", "adam"))
+    @available_if(_has_minibatch_solver)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of the minibatch solver (``"sgd"`` or ``"adam"``) on ``(X, y)``.

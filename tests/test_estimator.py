@@ -467,3 +467,11 @@ def test_partial_fit_follows_set_params_between_calls():
     with pytest.raises(ValueError, match="NaN"):
         bad.partial_fit(X, y)
     np.testing.assert_array_equal(bad.coef_, before)
+
+
+def test_partial_fit_on_a_full_batch_solver_says_which_solvers_have_it():
+    clf = snb.WassersteinClassifier()
+    assert not hasattr(clf, "partial_fit")
+    with pytest.raises(AttributeError) as info:
+        clf.partial_fit
+    assert "solver='sgd' or solver='adam'" in str(info.value.__cause__)
