@@ -298,7 +298,9 @@ def _width(support, rows):
 
 
 def hand_on(path, failed, support, n_labels):
-    """Where the rows ``failed`` on ``path`` go next: ``{path: rows}``.
+    """Where the rows ``failed`` on ``path`` go next: ``{path: rows}`` (``path`` is
+    a path of :data:`PATHS`, or ``"outputs"`` for the outputs computed from the
+    scalings of the multiplicative paths).
 
     The one rule for failed rows: Newton's method hands them to the scaling
     iteration on the target's support or over the batch (the rule of
@@ -311,7 +313,7 @@ def hand_on(path, failed, support, n_labels):
     if path == "newton":
         on_support = _on_support(support[failed], n_labels)
         return {"sparse": failed[on_support], "dense": failed[~on_support]}
-    return {"log": failed}
+    return {"log": failed}          # "sparse", "dense", and "outputs" of their scalings
 
 
 def execute(plan, warm, iterate, scalings_outputs, failed, support, n_labels):
@@ -347,7 +349,7 @@ def execute(plan, warm, iterate, scalings_outputs, failed, support, n_labels):
     solved = np.setdiff1d(plan.multiplicative, handed.get("log", plan.log[:0]))
     if solved.size:
         scalings_outputs(solved)
-        for to, moved in hand_on("dense", failed(solved), support, n_labels).items():
+        for to, moved in hand_on("outputs", failed(solved), support, n_labels).items():
             handed[to] = np.union1d(handed.get(to, solved[:0]), moved).astype(np.int64)
     run("log", plan.log, warm)
     run("log", handed.pop("log", plan.log[:0]), False)

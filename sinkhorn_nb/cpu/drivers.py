@@ -93,6 +93,7 @@ class _Run:
     def __init__(self, measures, kernel, plan, controls, tol, result, status):
         self.measures, self.kernel, self.plan = measures, kernel, plan
         self.result, self.status = result, status
+        self.controls, self.tol = controls, tol
         n, K = measures.shape
         self.loop = (controls.max_iter, tol, controls.check_every, result.n_iter, result.err,
                      status)
@@ -116,7 +117,8 @@ class _Run:
         work = k.scratch("newton_work", (5, numba.config.NUMBA_NUM_THREADS, m.shape[1]),
                          np.float64)
         balanced.newton_rows(m.h, m.y, k.G_T, k.GM_T, rows, r.u, r.v, warm, m.mass_y,
-                             *self.loop[:2], *self.loop[3:], self.Gv, self.GTu,
+                             self.controls.max_iter, self.tol, r.n_iter, r.err, self.status,
+                             self.Gv, self.GTu,
                              r.transport_cost, work)
 
     def sparse(self, rows, warm):
