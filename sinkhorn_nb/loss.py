@@ -3,6 +3,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ._arrays import Caller, as_readable, on_host, same_memory
 from .device import resolve_device
 from .gibbs import GibbsKernels
 from .result import SinkhornResult, warn_if_not_converged
@@ -45,6 +46,14 @@ class WassersteinLoss:
         ``ValueError``): rescale rows to unit mass instead of requiring equal
         masses.
 
+    ``h`` and ``y`` may be NumPy arrays or array-likes, or arrays of other
+    libraries: host arrays that implement DLPack (PyTorch CPU tensors, JAX
+    arrays) are read without a copy, and arrays on an NVIDIA GPU that implement
+    ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors) stay there with
+    ``device="cuda"``.  The outputs have the kind and device of ``h``; ``y``
+    must live in the same memory as ``h`` (host or GPU), ``M`` may be any array
+    (see :doc:`/frameworks`).
+
     Attributes
     ----------
     M : ndarray of shape (K, K), float64
@@ -80,7 +89,7 @@ class WassersteinLoss:
                  device="cpu", max_iter=1000, tol=None, check_every=10, method="auto",
                  renormalize=False):
         self.variant = check_variant(variant)
-        self._M = self._own_metric(M)
+        self._M = self._own_metric(on_host(M, "M"))
         self.lam = check_lam(lam)
         check_lam_times_metric(self.lam, float(self._M.max()))
         self.gamma_a, self.gamma_b = check_gammas(self.variant, gamma_a, gamma_b, self.lam)
@@ -144,6 +153,11 @@ class WassersteinLoss:
         :func:`sinkhorn_nb.cuda.drivers.solve_arrays`, validates (on the device
         for device arrays), plans and solves.
         """
+        caller = Caller.of(h)
+        same_memory(caller.kind, y, "y")
+        h, y = as_readable(h, "h"), as_readable(y, "y")
+        if isinstance(init, (tuple, list)):
+            init = tuple(as_readable(a, "init") for a in init)
         K = self.M.shape[0]
         if self.device == "cuda":
             from .cuda.drivers import solve_arrays
@@ -159,7 +173,7 @@ class WassersteinLoss:
                                                  scalings)
         warn_if_not_converged(status, self.controls.tol_for(measures.dtype),
                               self.controls.max_iter, what)
-        return result.squeeze() if measures.was_1d else result
+        return caller.result(result, measures.was_1d)
 
     def solve_measures(self, measures, init=None, scalings=True):
         """Solve already validated host measures on the CPU.
@@ -218,14 +232,15 @@ def softmax_backward(h, grad):
 
     Parameters
     ----------
-    h : ndarray of shape (n, K) or (K,)
-        Softmax outputs.
-    grad : ndarray, same shape
+    h : array of shape (n, K) or (K,)
+        Softmax outputs: a NumPy array, or an array of another library (PyTorch,
+        JAX, CuPy), which is then computed with that library's operations.
+    grad : array, same shape and kind
         Gradient with respect to ``h``.
 
     Returns
     -------
-    ndarray, same shape
+    array, same shape, of the kind of ``h``
 
     Examples
     --------
@@ -233,7 +248,13 @@ def softmax_backward(h, grad):
     >>> snb.softmax_backward(np.array([0.5, 0.5, 0.0]), np.array([1.0, 0.0, -np.inf]))
     array([ 0.25, -0.25,  0.  ])
     """
-    h = np.asarray(h)
+    caller = Caller.of(h)
+    if caller.foreign:      # the caller's own operations, on its own device
+        xp = caller.namespace
+        hg = xp.where(h > 0, h * grad, xp.zeros_like(h))
+        return hg - h * xp.sum(hg, axis=-1, keepdims=True)
+    h = np.asarray(as_readable(h, "h"))
+    grad = as_readable(grad, "grad")
     with np.errstate(invalid="ignore"):
         hg = np.where(h > 0, h * grad, 0.0)
     return hg - h * hg.sum(axis=-1, keepdims=True)

@@ -79,13 +79,15 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
         requiring ``sum(h) == sum(y)`` to a relative 1e-6 (float64) / 1e-4
         (float32).
     device : {"cpu", "cuda", "auto"}, default "cpu"
-        Where to compute.
+        Where to compute.  Arrays on an NVIDIA GPU need ``"cuda"`` or ``"auto"``.
 
     Returns
     -------
     SinkhornResult
         ``loss``, ``grad``, ``transport_cost``, ``n_iter``, ``err``, ``converged``,
-        ``u``, ``v``; scalars and 1-D arrays for 1-D inputs.
+        ``u``, ``v``; scalars and 1-D arrays for 1-D inputs.  NumPy arrays for
+        NumPy input; for an ``h`` of another library (PyTorch, JAX, CuPy), arrays
+        of that library on ``h``'s device (0-d arrays for 1-D inputs).
 
     Raises
     ------
@@ -104,6 +106,13 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
 
     Notes
     -----
+    ``h``, ``y`` and ``M`` may be arrays of other libraries.  Host arrays that
+    implement DLPack (PyTorch CPU tensors, JAX arrays) are read as NumPy views,
+    without a copy; arrays on an NVIDIA GPU that implement
+    ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors) are solved there
+    by the CUDA kernels.  The outputs follow ``h``; ``y`` must live in the same
+    memory as ``h`` (host or GPU) and ``M`` is read once on the host.
+
     The compute dtype is float32 when ``h`` and ``y`` are both float32 and float64
     otherwise (integers promote to float64); ``M`` is cast to it.  Rows whose
     target has a single non-zero take the closed form :math:`T = h e_j^\top` with
@@ -190,6 +199,7 @@ def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, t
 
     Notes
     -----
+    Arrays of other libraries are accepted and returned as in :func:`sinkhorn`.
     A row where ``h`` or ``y`` is all zero has the optimal plan ``T = 0`` and
     value :math:`\gamma_a\sum h + \gamma_b \sum y`, computed without iterating.
     Where :math:`h_i = 0` the gradient entry is its limit :math:`-\infty`
