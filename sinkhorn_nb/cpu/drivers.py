@@ -107,8 +107,11 @@ class _Run:
 
     def iterate(self, path, rows, warm, width):
         # over- and underflow of the multiplicative paths show up as non-finite
-        # errors and statuses (the plan hands such rows on), not as NumPy warnings
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # errors and statuses (the plan hands such rows on), not as NumPy warnings;
+        # a few rows run on one thread (sinkhorn_nb.threads)
+        from ..threads import iterations_on_one_thread
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                iterations_on_one_thread(rows.size):
             getattr(self, path)(rows, warm)
 
     def newton(self, rows, warm):
