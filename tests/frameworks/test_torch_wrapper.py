@@ -72,8 +72,8 @@ def test_values_and_gradients_match_the_numpy_solvers(variant):
     r = solve(h, y.numpy(), M, 5.0)
     np.testing.assert_allclose(rows.detach().numpy(), r.loss + 0.1 * _generalized_kl(y, h),
                                rtol=1e-12)
-    expected = snb.softmax_backward(h, r.grad) + 0.1 * (h * y.numpy().sum(-1, keepdims=True)
-                                                          - y.numpy())
+    t = y.numpy()
+    expected = snb.softmax_backward(h, r.grad) + 0.1 * (h * t.sum(-1, keepdims=True) - t)
     np.testing.assert_allclose(z.grad.numpy(), expected, rtol=1e-10, atol=1e-14)
 
 
