@@ -61,6 +61,8 @@ def where(x):
             hasattr(x, "__dlpack__") or hasattr(x, "__cuda_array_interface__")
             or hasattr(x, "copy_to_host")):
         return NUMPY
+    if hasattr(x, "copy_to_host"):      # Numba device arrays (the simulator's also
+        return DEVICE                   # speak DLPack, from host memory)
     if hasattr(x, "__dlpack_device__"):
         try:
             device_type = int(_detached(x).__dlpack_device__()[0])
@@ -68,7 +70,7 @@ def where(x):
             device_type = None
         if device_type == DLPACK_CPU:
             return HOST
-    if hasattr(x, "__cuda_array_interface__") or hasattr(x, "copy_to_host"):
+    if hasattr(x, "__cuda_array_interface__"):
         return DEVICE
     raise TypeError(f"{type(x).__module__}.{type(x).__name__} is neither in host memory nor "
                     "on an NVIDIA GPU (its DLPack device is "
