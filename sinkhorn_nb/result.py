@@ -80,10 +80,21 @@ class SinkhornResult:
                                  else fn(getattr(self, name)) for name in FIELDS})
 
 
-def warn_if_not_converged(status, tol, max_iter, what):
+def not_converged_advice(max_iter_name, max_iter, lam_max_m=None):
+    """What to change when Sinkhorn rows stop at their iteration cap: the
+    iteration cap, ``lam``, or the metric's scale (the iterations grow with
+    ``lam * max(M)``)."""
+    scale = "" if lam_max_m is None else f" (lam * max(M) = {lam_max_m:.3g})"
+    return (f"raise {max_iter_name} (now {max_iter}); or make the problems easier: the "
+            f"iterations grow with lam * max(M){scale}, so use a smaller lam, or a metric "
+            "scaled to max(M) < 1 (sinkhorn_nb.ground_metric builds one)")
+
+
+def warn_if_not_converged(status, tol, max_iter, what, lam_max_m=None):
     """One :class:`~sklearn.exceptions.ConvergenceWarning` per call for rows that
     did not converge: rows that reached ``max_iter`` (never with ``tol=0``) and
-    rows whose outputs are not finite (always)."""
+    rows whose outputs are not finite (always).  ``lam_max_m`` (``lam * max(M)``),
+    when given, is quoted in the advice."""
     if not status.any():        # every row converged (CONVERGED is 0)
         return
     failed = int(np.count_nonzero(status == FAILED))
@@ -95,7 +106,9 @@ def warn_if_not_converged(status, tol, max_iter, what):
     parts = []
     if slow:
         parts.append(f"{slow} of {n} rows did not reach tol={tol:g} in max_iter={max_iter} "
-                     "iterations; increase max_iter or tol (see result.err)")
+                     "iterations (result.err has each row's error); "
+                     + not_converged_advice("max_iter", max_iter, lam_max_m)
+                     + "; or accept a larger tol")
     if failed:
         parts.append(f"{failed} of {n} rows gave non-finite values (floating-point "
                      "overflow: the inputs are too large or lam too small for this dtype)")

@@ -1,6 +1,7 @@
 """WassersteinClassifier: scikit-learn compatibility, targets, solvers, gradients."""
 import copy
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -264,7 +265,7 @@ def test_kl_only_baseline_is_logistic_regression(digits):
     ref = LogisticRegression(C=1.0 / (alpha * len(y)), max_iter=5000, tol=1e-10).fit(X, y)
     np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=2e-3)
     with pytest.raises(ValueError, match="wasserstein_weight and kl_weight are both 0"):
-        snb.WassersteinClassifier(wasserstein_weight=0.0).fit(X, y)
+        snb.WassersteinClassifier(wasserstein_weight=0.0, kl_weight=0.0).fit(X, y)
 
 
 # ------------------------------------------------- a failed fit changes nothing
@@ -475,3 +476,82 @@ def test_partial_fit_on_a_full_batch_solver_says_which_solvers_have_it():
     with pytest.raises(AttributeError) as info:
         clf.partial_fit
     assert "solver='sgd' or solver='adam'" in str(info.value.__cause__)
+
+
+# ------------------------------------------------------------ starts and defaults
+def _iris_centroid_problem():
+    from sklearn.datasets import load_iris
+    X, y = load_iris(return_X_y=True)
+    centroids = np.array([X[y == c].mean(axis=0) for c in range(3)])
+    return X, y, snb.ground_metric.from_points(centroids)
+
+
+def test_logistic_start_lets_pure_w_find_a_good_model():
+    """Pure W through a softmax is not convex: from zeros L-BFGS stops in a model
+    that confuses whole classes on iris; from the logistic start it does not."""
+    X, y, M = _iris_centroid_problem()
+    scores = {}
+    for init in ("logistic", "zeros"):
+        clf = snb.WassersteinClassifier(M, kl_weight=0.0, init=init).fit(X, y)
+        scores[init] = clf.score(X, y)
+        assert (clf.init_n_iter_ > 0) == (init == "logistic")
+    assert scores["logistic"] > 0.9
+    assert scores["zeros"] < 0.8
+
+
+def test_default_lbfgs_fit_is_deterministic_without_random_state():
+    X, y, M = _iris_centroid_problem()
+    a = snb.WassersteinClassifier(M).fit(X, y)
+    b = snb.WassersteinClassifier(M).fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.intercept_, b.intercept_)
+
+
+def test_random_start_follows_random_state():
+    X, y, M = _iris_centroid_problem()
+    fit = lambda seed: snb.WassersteinClassifier(M, init="random", max_iter=3,  # noqa: E731
+                                                 random_state=seed).fit(X, y).coef_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        np.testing.assert_array_equal(fit(0), fit(0))
+        assert not np.array_equal(fit(0), fit(1))
+
+
+def test_logistic_start_is_the_kl_only_model():
+    """The start is the KL-only fit: a fit with max_iter=1 moves one L-BFGS step
+    away from it, and the KL-only estimator lands on it."""
+    X, y, M = _iris_centroid_problem()
+    kl_only = snb.WassersteinClassifier(M, wasserstein_weight=0.0, kl_weight=1.0,
+                                        init="zeros", max_iter=500).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        started = snb.WassersteinClassifier(M, max_iter=1).fit(X, y)
+    assert started.init_n_iter_ > 0
+    assert started.score(X, y) == pytest.approx(kl_only.score(X, y), abs=0.02)
+
+
+def test_warm_start_skips_the_logistic_start():
+    X, y, M = _iris_centroid_problem()
+    clf = snb.WassersteinClassifier(M, warm_start=True).fit(X, y)
+    assert clf.init_n_iter_ > 0
+    coef = clf.coef_.copy()
+    clf.fit(X, y)
+    assert clf.init_n_iter_ == 0
+    np.testing.assert_allclose(clf.coef_, coef, atol=1e-3)
+
+
+def test_first_partial_fit_takes_the_logistic_start():
+    X, y, M = _iris_centroid_problem()
+    clf = snb.WassersteinClassifier(M, solver="adam", random_state=0)
+    clf.partial_fit(X, y, classes=np.unique(y))
+    assert clf.init_n_iter_ > 0
+    first = clf.init_n_iter_
+    clf.partial_fit(X, y)
+    assert clf.init_n_iter_ == first            # later calls continue, no new start
+    assert clf.score(X, y) > 0.9
+
+
+def test_init_is_validated():
+    X, y, M = _iris_centroid_problem()
+    with pytest.raises(ValueError, match="'init' parameter"):
+        snb.WassersteinClassifier(M, init="kmeans").fit(X, y)
