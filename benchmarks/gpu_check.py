@@ -90,7 +90,7 @@ def _solver(n, K, kind, dtype, launch):
     measures = check_measures(h, y, K, True, False)
     kernel = device_kernel(loss._kernels, measures.dtype)
     plan = routing.plan_for(measures, kernel, "balanced", None, "multiplicative", 0.0)
-    measures = replace(measures, h=cuda.to_device(measures.h), y=cuda.to_device(measures.y))
+    measures = replace(measures, h=cuda.to_device(measures.h), targets=cuda.to_device(measures.y))
     result = SinkhornResult.empty(n, K, measures.dtype, alloc=cuda.device_array)
 
     def run(iters):

@@ -17,6 +17,7 @@ and rescaled measures are new arrays.
 import numbers
 import warnings
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 from numba import njit
@@ -24,7 +25,7 @@ from numba import njit
 from .core import (BALANCED_MASS_RTOL, DEFAULT_TOL, LAM_M_LIMIT, METHODS, VARIANTS,
                    compute_dtype)
 from .cpu.scan import all_finite as _all_finite
-from .cpu.scan import scale_rows, scan_measures
+from .cpu.scan import scale_rows, scan_measures, scan_sparse_measures
 
 # Bits of the per-row flags of a measure scan (host and device).
 H_NOT_FINITE, Y_NOT_FINITE, H_NEGATIVE, Y_NEGATIVE = 1, 2, 4, 8
@@ -287,17 +288,92 @@ def as_target_array(x, name):
     """``x`` as a NumPy array of a real dtype (:func:`as_real_array`), densifying
     SciPy sparse arrays and matrices of any format (CSR, CSC, COO, ...).
 
-    A sparse ``x`` is converted to CSR with duplicate entries summed (on a copy),
-    its stored values are checked like a dense array's (same messages), and it is
-    densified in its own dtype; the measure checks then convert it to the compute
-    dtype like any array.
+    For arguments that the solvers read dense (the predictions ``h``); targets
+    go through :func:`as_targets`, which keeps them sparse.
     """
     if _is_sparse(x):
-        csr = x.tocsr(copy=True)
-        csr.sum_duplicates()
-        check_finite_nonnegative(as_real_array(csr.data, name), name)
-        return csr.toarray()
+        return _canonical_csr(x, name).toarray()
     return as_real_array(x, name)
+
+
+def _canonical_csr(x, name):
+    """A SciPy sparse ``x`` as a new CSR of the same dtype with sorted indices,
+    duplicates summed and stored zeros dropped, its values checked like a dense
+    array's (same messages)."""
+    csr = x.tocsr(copy=True)
+    csr.sum_duplicates()                # (also sorts the indices of every row)
+    check_finite_nonnegative(as_real_array(csr.data, name), name)
+    csr.eliminate_zeros()
+    return csr
+
+
+def as_targets(x, name):
+    """Targets as the measure checks take them: a 2-D SciPy sparse ``x`` of any
+    format (CSR, CSC, COO, ...) as a canonical CSR copy (sorted indices,
+    duplicates summed, no stored zeros; its values checked like a dense array's,
+    with the same messages), anything else as :func:`as_target_array` gives it.
+
+    The CSR is never densified here: :func:`check_measures` scans it as it is
+    and hands it to the solvers as :class:`SparseTargets`.
+    """
+    if _is_sparse(x) and len(x.shape) == 2:
+        return _canonical_csr(x, name)
+    return as_target_array(x, name)
+
+
+@dataclass(frozen=True)
+class SparseTargets:
+    """Validated targets in CSR form, in the compute dtype.
+
+    Row ``r`` holds ``data[p]`` at label ``indices[p]`` for ``indptr[r] <= p <
+    indptr[r + 1]``: labels ascending within a row, no duplicates and no stored
+    zeros, so the entries of a row are exactly its support.
+
+    Attributes
+    ----------
+    indptr : ndarray of int64 (n + 1,)
+    indices : ndarray of int64 (nnz,)
+    data : ndarray (nnz,)
+        Positive, finite, in the compute dtype.
+    shape : tuple of int
+        ``(n, K)``.
+    """
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    shape: tuple
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def toarray(self):
+        """The dense ``(n, K)`` array (a new one)."""
+        out = np.zeros(self.shape, self.dtype)
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        out[rows, self.indices] = self.data
+        return out
+
+    def scaled(self, factor):
+        """The targets with row ``r`` multiplied by ``factor[r]`` (entry by entry
+        as :func:`~sinkhorn_nb.cpu.scan.scale_rows` scales a dense row; entries
+        that underflow to 0 are dropped)."""
+        data = np.empty_like(self.data)
+        np.multiply(self.data, np.repeat(factor, np.diff(self.indptr)), out=data,
+                    casting="unsafe")
+        return replace(self, data=data).without_zeros()
+
+    def without_zeros(self):
+        """The targets without stored zeros (``self`` when there are none): values
+        that underflowed in a conversion or rescaling are off the support, as
+        they are in a dense array."""
+        if self.data.all():
+            return self
+        keep = self.data != 0
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        indptr = np.zeros(self.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(rows[keep], minlength=self.shape[0]), out=indptr[1:])
+        return replace(self, indptr=indptr, indices=self.indices[keep], data=self.data[keep])
 
 
 def as_float_array(arr, dtype, name):
@@ -410,9 +486,13 @@ class Measures:
 
     Attributes
     ----------
-    h, y : array of shape (n, K)
-        C-contiguous, in the compute dtype; NumPy arrays, or device arrays for
-        the CUDA backend.  For the balanced variant the rows have equal masses
+    h : array of shape (n, K)
+        C-contiguous, in the compute dtype; a NumPy array, or a device array for
+        the CUDA backend.
+    targets : array of shape (n, K) or SparseTargets
+        The targets ``y`` as validated: like ``h``, or, for SciPy sparse input
+        on the host, :class:`SparseTargets` (never densified by validation).
+        For the balanced variant the rows of ``h`` and ``y`` have equal masses
         (rescaled copies where the caller's differed by rounding, or with
         ``renormalize``).
     mass_h, mass_y : ndarray of shape (n,), float64
@@ -426,7 +506,7 @@ class Measures:
         The caller passed vectors; results are squeezed back.
     """
     h: object
-    y: object
+    targets: object
     mass_h: np.ndarray
     mass_y: np.ndarray
     support: np.ndarray
@@ -447,6 +527,29 @@ class Measures:
     @property
     def shape(self):
         return tuple(self.h.shape)
+
+    @property
+    def sparse(self):
+        """The targets are :class:`SparseTargets`."""
+        return isinstance(self.targets, SparseTargets)
+
+    @cached_property
+    def y(self):
+        """The targets as an ``(n, K)`` array: ``targets`` itself, or sparse targets
+        densified on first use (once; for the paths that read every entry)."""
+        return self.targets.toarray() if self.sparse else self.targets
+
+    @cached_property
+    def kernel_targets(self):
+        """The targets as the support-path kernels take them, ``(y, y_indptr,
+        y_indices, y_data)``: dense ``y`` with empty triplets, or, for sparse
+        targets, an ``(0, K)`` ``y`` with the CSR triplets (the kernels read
+        the triplets when ``y`` has no rows)."""
+        if self.sparse:
+            t = self.targets
+            return np.empty((0, t.shape[1]), t.dtype), t.indptr, t.indices, t.data
+        return (self.targets, np.zeros(1, np.int64), np.zeros(0, np.int64),
+                np.zeros(0, self.dtype))
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
@@ -546,6 +649,8 @@ def measures_from_scan(h, y, mass_h, mass_y, support, last_nonzero, flags, balan
 def _rescaled(x, factor):
     if factor is None:
         return x
+    if isinstance(x, SparseTargets):
+        return x.scaled(factor)
     out = np.empty_like(x)
     scale_rows(x, factor, out)
     return out
@@ -554,14 +659,17 @@ def _rescaled(x, factor):
 def check_measures(h, y, n_labels, balanced, renormalize, controls=None):
     """Validate host measures into :class:`Measures` (one scan of ``h`` and ``y``).
 
-    ``h`` and ``y`` may be SciPy sparse arrays or matrices (checked and
-    densified by :func:`as_target_array`).  The compute dtype is
-    :func:`~sinkhorn_nb.core.compute_dtype` of ``h`` and ``y``; the tolerance of
-    ``controls`` in that dtype (0 without controls) decides whether
-    rounding-level mass gaps are closed (see :func:`measures_from_scan`).
+    ``h`` and ``y`` may be SciPy sparse arrays or matrices: a sparse ``h`` is
+    densified (:func:`as_target_array`); a 2-D sparse ``y`` is checked and kept
+    in CSR form (:func:`as_targets`, :class:`SparseTargets`), scanned by
+    :func:`~sinkhorn_nb.cpu.scan.scan_sparse_measures` without densifying it.
+    The compute dtype is :func:`~sinkhorn_nb.core.compute_dtype` of ``h`` and
+    ``y``; the tolerance of ``controls`` in that dtype (0 without controls)
+    decides whether rounding-level mass gaps are closed (see
+    :func:`measures_from_scan`).
     """
     h = as_target_array(h, "h")
-    y = as_target_array(y, "y")
+    y = as_targets(y, "y")
     was_1d = check_shapes(h.shape, y.shape, n_labels)
     dtype = compute_dtype(h.dtype, y.dtype)
     # masses normalized in a coarser dtype (float16) agree only to its rounding
@@ -569,15 +677,22 @@ def check_measures(h, y, n_labels, balanced, renormalize, controls=None):
                    default=0.0)
     mass_rtol = max(BALANCED_MASS_RTOL[dtype], 4 * float(coarsest))
     h = as_float_array(h.reshape(-1, n_labels), dtype, "h")
-    y = as_float_array(y.reshape(-1, n_labels), dtype, "y")
     n = h.shape[0]
     mass_h, mass_y = np.empty(n), np.empty(n)
     support, last_nonzero, flags = (np.empty(n, np.int64) for _ in range(3))
-    scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags)
+    if isinstance(y, np.ndarray):
+        y = as_float_array(y.reshape(-1, n_labels), dtype, "y")
+        scan_measures(h, y, mass_h, mass_y, support, last_nonzero, flags)
+    else:
+        y = SparseTargets(np.ascontiguousarray(y.indptr, np.int64),
+                          np.ascontiguousarray(y.indices, np.int64),
+                          as_float_array(y.data, dtype, "y"), y.shape).without_zeros()
+        scan_sparse_measures(h, y.indptr, y.indices, y.data, mass_h, mass_y, support,
+                             last_nonzero, flags)
     measures, (factor_h, factor_y) = measures_from_scan(
         h, y, mass_h, mass_y, support, last_nonzero, flags, balanced, renormalize,
         0.0 if controls is None else controls.tol_for(dtype), was_1d, mass_rtol)
-    return replace(measures, h=_rescaled(h, factor_h), y=_rescaled(y, factor_y))
+    return replace(measures, h=_rescaled(h, factor_h), targets=_rescaled(y, factor_y))
 
 
 def summarize_targets(T):

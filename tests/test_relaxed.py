@@ -239,8 +239,9 @@ def test_output_kernels_are_exact_at_strong_penalties():
     Gv, GTu = v @ G.T, u @ G
     rows = np.arange(2)
     loss, grad, status = np.empty(2), np.empty((2, K)), np.zeros(2, np.int64)
-    relaxed.outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma, gamma, rows, loss, grad,
-                                  status)
+    no_triplets = np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0)    # (y is dense)
+    relaxed.outputs_from_scalings(h, y, *no_triplets, u, v, Gv, GTu, lam, gamma, gamma, rows,
+                                  loss, grad, status)
     np.testing.assert_allclose(loss, expected, rtol=1e-12)
     loss_log, u2, v2 = np.empty(2), np.empty((2, K)), np.empty((2, K))
     relaxed.outputs_from_logs(h, y, np.log(u), np.log(v), np.log(Gv), np.log(GTu), lam, gamma,

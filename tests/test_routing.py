@@ -137,9 +137,10 @@ def test_a_newton_row_that_cannot_progress_is_failed_then_solved_elsewhere():
     out = [np.zeros((n, K)) for _ in range(4)]
     n_iter, err, st, cost = (np.zeros(n, np.int64), np.zeros(n), np.zeros(n, np.int64),
                              np.zeros(n))
-    balanced.newton_rows(measures.h, measures.y, kernel.G_T, kernel.GM_T, plan.newton, out[0],
-                         out[1], False, measures.mass_y, 1000, 1e-9, n_iter, err, st, out[2],
-                         out[3], cost, np.empty((5, numba.config.NUMBA_NUM_THREADS, K)))
+    balanced.newton_rows(measures.h, *measures.kernel_targets, kernel.G_T, kernel.GM_T,
+                         plan.newton, out[0], out[1], False, measures.mass_y, 1000, 1e-9, n_iter,
+                         err, st, out[2], out[3], cost,
+                         np.empty((5, numba.config.NUMBA_NUM_THREADS, K)))
     assert st.tolist() == [FAILED, FAILED]
 
 

@@ -18,7 +18,7 @@ from numba import prange
 
 from ..core import CONVERGED, FAILED, FUSED_LOG_MIN_LABELS
 from .kernels import (compiled, dot, dot3, parallel, positive_finite, reduction, row_status,
-                      start_scaling)
+                      start_scaling, target_row, target_support)
 from .logarithm import float_bits, is_subnormal_bits, log_of_bits
 
 
@@ -32,16 +32,20 @@ def centre(grad, r, alpha_sum, lam):
         grad[r, i] = (grad[r, i] - mean) * scale
 
 
-def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, rows, loss, grad, status):
+def outputs_from_scalings(h, y, y_indptr, y_indices, y_data, u, v, Gv, GTu, lam, rows, loss,
+                          grad, status):
     """Loss and gradient of a multiplicative solve; ``status[r] = FAILED`` where a
     scaling or marginal over/underflowed on the support of its mass.
 
-    ``log u`` (into ``grad``) and ``log v`` are taken by NumPy's vectorized
-    logarithm, then :func:`outputs_from_log_scalings` forms the outputs.
+    The targets are ``y``, or the CSR triplets when ``y`` has no rows
+    (:func:`~sinkhorn_nb.cpu.kernels.target_support`).  ``log u`` (into
+    ``grad``) and ``log v`` are taken by NumPy's vectorized logarithm, then
+    :func:`outputs_from_log_scalings` forms the outputs.
     """
     log_u = log_on_rows(u, rows, grad)
     log_v = log_on_rows(v, rows, np.empty_like(v))
-    outputs_from_log_scalings(h, y, u, log_u, log_v, Gv, GTu, lam, rows, loss, grad, status)
+    outputs_from_log_scalings(h, y, y_indptr, y_indices, y_data, u, log_u, log_v, Gv, GTu, lam,
+                              rows, loss, grad, status)
 
 
 def log_on_rows(x, rows, out):
@@ -55,12 +59,14 @@ def log_on_rows(x, rows, out):
 
 
 @parallel
-def outputs_from_log_scalings(h, y, u, log_u, log_v, Gv, GTu, lam, rows, loss, grad, status):
+def outputs_from_log_scalings(h, y, y_indptr, y_indices, y_data, u, log_u, log_v, Gv, GTu, lam,
+                              rows, loss, grad, status):
     """:func:`outputs_from_scalings` given ``log_u`` and ``log_v`` (``log_u`` may be
     ``grad`` itself: each entry is read before it is written)."""
     K = h.shape[1]
     for k in prange(rows.size):
         r = rows[k]
+        yr = target_row(y, y_indptr, y_indices, y_data, r)
         dual = 0.0
         plan_mass = 0.0
         alpha_sum = 0.0
@@ -74,9 +80,9 @@ def outputs_from_log_scalings(h, y, u, log_u, log_v, Gv, GTu, lam, rows, loss, g
                 plan_mass += np.float64(u[r, i]) * Gv[r, i]
             else:
                 alpha = -np.log(np.float64(Gv[r, i]))
-            if y[r, i] > 0:
+            if yr[i] > 0:
                 ok &= np.isfinite(log_v[r, i]) and positive_finite(GTu[r, i])
-                dual += y[r, i] * np.float64(log_v[r, i])
+                dual += yr[i] * np.float64(log_v[r, i])
             grad[r, i] = alpha
             alpha_sum += alpha
         centre(grad, r, alpha_sum, lam)
@@ -396,8 +402,8 @@ def newton_step(G_T, index, s, v, u, gv, gap, weight, W, rhs, step, pivot, max_s
 
 
 @parallel
-def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, n_iter, err,
-                status, gv_out, gtu_out, cost, work):
+def newton_rows(h, y, y_indptr, y_indices, y_data, G_T, GM_T, rows, u_out, v_out, warm, mass,
+                max_iter, tol, n_iter, err, status, gv_out, gtu_out, cost, work):
     r"""Balanced rows with small target supports, by Newton's method on the semi-dual.
 
     With ``S = supp(y)`` (``s`` labels) and :math:`f = \log v_S`, the balanced
@@ -419,13 +425,13 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
     (here the slot of Numba's thread ``numba.get_thread_id()``, so there are at
     least as many as its thread pool; on the GPU one per row of ``rows``): a
     thread reuses its slot, which stays in cache, row after row.  Outputs as in
-    :func:`~sinkhorn_nb.cpu.kernels.sparse_scaling_iterations`.
+    :func:`~sinkhorn_nb.cpu.kernels.sparse_scaling_iterations`, and so is the
+    reading of the targets (``y``, or the CSR triplets when ``y`` has no rows).
     """
     for k in prange(rows.size):
         r = rows[k]
-        index = np.flatnonzero(y[r])
+        index, ys = target_support(y, y_indptr, y_indices, y_data, r)
         s = index.size
-        ys = y[r][index]
         hr = h[r]
         start = np.empty(s, dtype=v_out.dtype)
         start_scaling(ys, v_out[r][index], warm, start)

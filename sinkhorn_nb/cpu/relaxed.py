@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from ..core import CONVERGED, FAILED
-from .kernels import compiled, parallel, positive_finite
+from .kernels import compiled, parallel, positive_finite, target_row
 
 
 #: :func:`kl_term` sums a series where ``1/3 <= w / z <= 2``; the closed form
@@ -77,13 +77,16 @@ def marginal_terms(mass, marginal, log_scaling, log_marginal):
 
 
 @parallel
-def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss, grad,
-                          status):
+def outputs_from_scalings(h, y, y_indptr, y_indices, y_data, u, v, Gv, GTu, lam, gamma_a,
+                          gamma_b, rows, loss, grad, status):
     """Objective and gradient of a multiplicative solve; ``status[r] = FAILED``
-    where a scaling or marginal over/underflowed on the support of its mass."""
+    where a scaling or marginal over/underflowed on the support of its mass.
+    The targets are ``y``, or the CSR triplets when ``y`` has no rows
+    (:func:`~sinkhorn_nb.cpu.kernels.target_row`)."""
     K = h.shape[1]
     for k in prange(rows.size):
         r = rows[k]
+        yr = target_row(y, y_indptr, y_indices, y_data, r)
         entropic = 0.0       # sum T log T + lam <T, M>
         kl_a = 0.0
         kl_b = 0.0
@@ -105,16 +108,16 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss
             else:
                 grad[r, i] = -np.inf
             col = 0.0
-            if y[r, i] > 0:
+            if yr[i] > 0:
                 ok &= positive_finite(v[r, i]) and positive_finite(GTu[r, i])
                 col = np.float64(v[r, i]) * GTu[r, i]
                 if col > 0:
-                    e, kl = marginal_terms(y[r, i], col, np.log(np.float64(v[r, i])),
+                    e, kl = marginal_terms(yr[i], col, np.log(np.float64(v[r, i])),
                                            np.log(col))
                     entropic += e
                     kl_b += kl
                 else:
-                    kl_b += y[r, i]
+                    kl_b += yr[i]
         loss[r] = entropic / lam + gamma_a * kl_a + gamma_b * kl_b
         if not ok:
             status[r] = FAILED
@@ -161,15 +164,18 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
 
 
 @parallel
-def empty_rows(h, y, gamma_a, gamma_b, rows, loss, grad, cost, u, v, n_iter, err, status):
+def empty_rows(h, y, y_indptr, y_indices, y_data, gamma_a, gamma_b, rows, loss, grad, cost, u,
+               v, n_iter, err, status):
     """Rows where ``h`` or ``y`` has zero mass: the optimal plan is ``T = 0``, with
-    value ``gamma_a sum(h) + gamma_b sum(y)``."""
+    value ``gamma_a sum(h) + gamma_b sum(y)`` (the targets are ``y``, or the CSR
+    triplets when ``y`` has no rows: :func:`~sinkhorn_nb.cpu.kernels.target_row`)."""
     K = h.shape[1]
     for k in prange(rows.size):
         r = rows[k]
+        yr = target_row(y, y_indptr, y_indices, y_data, r)
         total = 0.0
         for i in range(K):
-            total += gamma_a * h[r, i] + gamma_b * y[r, i]
+            total += gamma_a * h[r, i] + gamma_b * yr[i]
             grad[r, i] = gamma_a if h[r, i] > 0 else -np.inf
             u[r, i] = 0
             v[r, i] = 0

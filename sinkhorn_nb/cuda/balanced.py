@@ -20,7 +20,7 @@ from ..core import CONVERGED, FAILED
 from ..routing import NEWTON_MAX_SUPPORT
 from .jit import MAX_ROW_THREADS, device, kernel
 from .kernels import (block_max, block_row, block_sum, exp_or_inf, is_finite, log_or_inf,
-                      positive_finite, row_status)
+                      positive_finite, row_status, target_entry)
 
 
 @device
@@ -42,11 +42,14 @@ def centre(grad, r, alpha_sum, lam):
         grad[r, i] = (grad[r, i] - mean) * scale
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.a2, t.a2, t.f, t.i64, t.a1, t.a2, t.i64)])
-def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, rows, loss, grad, status):
+@kernel(lambda t: [(t.a2, t.a2, t.i64, t.i64, t.a1, t.a2, t.a2, t.a2, t.a2, t.f, t.i64, t.a1,
+                    t.a2, t.i64)])
+def outputs_from_scalings(h, y, y_indptr, y_indices, y_data, u, v, Gv, GTu, lam, rows, loss,
+                          grad, status):
     """Loss and gradient of a multiplicative solve; ``status[r] = FAILED`` where a
     scaling or marginal over/underflowed on the support of its mass.  One block
-    per row."""
+    per row.  The targets are ``y``, or the CSR triplets when ``y`` has no rows
+    (:func:`~sinkhorn_nb.cuda.kernels.target_entry`)."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
     r = block_row(rows)
     if r < 0:
@@ -66,11 +69,12 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, rows, loss, grad, status):
             plan_mass += u[r, i] * Gv[r, i]
         else:
             alpha = -log_or_inf(Gv[r, i])
-        if y[r, i] > 0:
+        y_ri = target_entry(y, y_indptr, y_indices, y_data, r, i)
+        if y_ri > 0:
             beta = log_or_inf(v[r, i])
             if not (is_finite(beta) and positive_finite(GTu[r, i])):
                 bad = 1.0
-            dual += y[r, i] * beta
+            dual += y_ri * beta
         grad[r, i] = alpha
         alpha_sum += alpha
     dual = block_sum(buf, dual)
@@ -288,16 +292,18 @@ def newton_step(G_T, index, s, v, u, gv, gap, weight, W, rhs, step, pivot, max_s
     return True
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.i64, t.a2, t.a2, t.b, t.f1, t.i, t.f, t.i64,
-                    t.a1, t.i64, t.a2, t.a2, t.a1, t.f3)])
-def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, n_iter, err,
-                status, gv_out, gtu_out, cost, work):
+@kernel(lambda t: [(t.a2, t.a2, t.i64, t.i64, t.a1, t.a2, t.a2, t.i64, t.a2, t.a2, t.b, t.f1,
+                    t.i, t.f, t.i64, t.a1, t.i64, t.a2, t.a2, t.a1, t.f3)])
+def newton_rows(h, y, y_indptr, y_indices, y_data, G_T, GM_T, rows, u_out, v_out, warm, mass,
+                max_iter, tol, n_iter, err, status, gv_out, gtu_out, cost, work):
     """Balanced rows with at most ``NEWTON_MAX_SUPPORT`` target labels, by Newton's
     method on the semi-dual (the algorithm, stopping test, ``FAILED`` rows and
     outputs of :func:`sinkhorn_nb.cpu.balanced.newton_rows`; a row with more
     labels than its local arrays hold is ``FAILED`` at once).  One thread per
     row; ``work`` is float64 scratch of shape ``(5, slots, K)`` with one slot per
-    thread, the row's position in ``rows`` (work in float64 as the CPU does)."""
+    thread, the row's position in ``rows`` (work in float64 as the CPU does).
+    The targets are ``y``, or the CSR triplets when ``y`` has no rows (whose
+    entries are then read as they are, without a pass over the ``K`` labels)."""
     k = cuda.grid(1)
     if k >= rows.shape[0]:
         return
@@ -318,14 +324,18 @@ def newton_rows(h, y, G_T, GM_T, rows, u_out, v_out, warm, mass, max_iter, tol, 
     pivot = cuda.local.array(NEWTON_MAX_SUPPORT, dtype=numba.float64)
     W = cuda.local.array((NEWTON_MAX_SUPPORT, NEWTON_MAX_SUPPORT), dtype=numba.float64)
     s = 0
-    for j in range(K):
-        if y[r, j] > 0 and s == NEWTON_MAX_SUPPORT:     # beyond the local arrays
+    dense = y.shape[0] > 0
+    first = 0 if dense else y_indptr[r]
+    for p in range(first, K if dense else y_indptr[r + 1]):
+        j = p if dense else y_indices[p]
+        y_rj = y[r, j] if dense else y_data[p]
+        if y_rj > 0 and s == NEWTON_MAX_SUPPORT:     # beyond the local arrays
             status[r] = FAILED
             n_iter[r] = 0
             return
-        if y[r, j] > 0:
+        if y_rj > 0:
             index[s] = j
-            ys[s] = y[r, j]
+            ys[s] = y_rj
             start = v_out[r, j] if warm else 1.0
             f[s] = math.log(start) if start > 0 and is_finite(start) else 0.0
             s += 1

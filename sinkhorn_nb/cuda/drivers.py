@@ -149,7 +149,10 @@ def solve_arrays(h, y, init, kernels_cache, variant, gammas, controls, renormali
     else:
         measures = check_measures(h, y, K, balanced_variant, renormalize, controls)
         init = check_init(init, measures)
-        measures = replace(measures, h=cuda.to_device(measures.h), y=cuda.to_device(measures.y))
+        # sparse (SciPy) targets are validated in CSR form on the host, then
+        # densified here: the device paths read dense targets
+        measures = replace(measures, h=cuda.to_device(measures.h),
+                           targets=cuda.to_device(measures.y))
         on_host = True
     if gammas is not None:       # the limit of the compute dtype
         check_relaxed_penalties(kernels_cache.lam, *gammas, measures.dtype)
@@ -194,7 +197,7 @@ def _device_measures(h, y, init, n_labels, balanced_variant, renormalize, contro
                                            controls.tol_for(dtype), was_1d)
     init = check_init(init, measures)
     h, y = (x if factor is None else _scaled(x, factor, go) for x, factor in zip((h, y), factors))
-    return replace(measures, h=h, y=y), init
+    return replace(measures, h=h, targets=y), init
 
 
 def _scaled(x, factor, go):
@@ -229,6 +232,15 @@ def solve(measures, kernel, plan, controls, tol, init, result, scalings=True, *,
     return status.copy_to_host()
 
 
+def _kernel_targets(measures):
+    """The device targets as the kernels take them, ``(y, y_indptr, y_indices,
+    y_data)`` (see :attr:`sinkhorn_nb.validation.Measures.kernel_targets`):
+    here always the dense ``y``, with placeholder triplets that the kernels
+    do not read."""
+    return (measures.y, cuda.to_device(np.zeros(1, np.int64)),
+            cuda.to_device(np.zeros(1, np.int64)), cuda.to_device(np.zeros(1, measures.dtype)))
+
+
 def _closed_forms(measures, kernel, plan, result, status, scalings, go):
     h, r = measures.h, result
     rows = cuda.to_device(plan.closed)
@@ -242,8 +254,8 @@ def _closed_forms(measures, kernel, plan, result, status, scalings, go):
             r.transport_cost, r.u, r.v, r.n_iter, r.err, status)
     else:
         relaxed.empty_rows[grid, threads](
-            h, measures.y, *plan.gammas, rows, r.loss, r.grad, r.transport_cost, r.u, r.v,
-            r.n_iter, r.err, status)
+            h, *_kernel_targets(measures), *plan.gammas, rows, r.loss, r.grad, r.transport_cost,
+            r.u, r.v, r.n_iter, r.err, status)
 
 
 class _Run:
@@ -252,6 +264,7 @@ class _Run:
 
     def __init__(self, measures, kernel, plan, controls, tol, result, status, go, init):
         self.measures, self.h, self.y = measures, measures.h, measures.y
+        self.targets = _kernel_targets(measures)
         self.kernel, self.plan, self.controls, self.tol = kernel, plan, controls, tol
         self.result, self.status, self.go, self.init = result, status, go, init
         first_mass = measures.mass_y if plan.roles.first_is_v else measures.mass_h
@@ -283,7 +296,7 @@ class _Run:
             part = cuda.to_device(rows[start:start + chunk])
             grid, threads = self.go.over(part.shape[0])
             balanced.newton_rows[grid, threads](
-                self.h, self.y, k.G_T, k.GM_T, part, r.u, r.v, warm, self.mass,
+                self.h, *self.targets, k.G_T, k.GM_T, part, r.u, r.v, warm, self.mass,
                 self.controls.max_iter, self.tol, r.n_iter, r.err, self.status, self.Gv,
                 self.GTu, r.transport_cost, work)
 
@@ -293,12 +306,12 @@ class _Run:
         grid, threads = self.go.blocks(on)
         if self.plan.balanced:
             balanced.outputs_from_scalings[grid, threads](
-                self.h, self.y, r.u, r.v, self.Gv, self.GTu, k.lam, on, r.loss, r.grad,
+                self.h, *self.targets, r.u, r.v, self.Gv, self.GTu, k.lam, on, r.loss, r.grad,
                 self.status)
         else:
             relaxed.outputs_from_scalings[grid, threads](
-                self.h, self.y, r.u, r.v, self.Gv, self.GTu, k.lam, *self.plan.gammas, on,
-                r.loss, r.grad, self.status)
+                self.h, *self.targets, r.u, r.v, self.Gv, self.GTu, k.lam, *self.plan.gammas,
+                on, r.loss, r.grad, self.status)
 
     def dense(self, rows, warm):
         """Batched multiplicative Sinkhorn (products over the batch, finished rows

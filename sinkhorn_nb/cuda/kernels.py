@@ -302,6 +302,27 @@ def row_dots(u, X, rows, out):
         out[r] = total
 
 
+@device
+def target_entry(y, y_indptr, y_indices, y_data, r, i):
+    """``y[r, i]`` as float64, from ``y`` when it has rows, else from the CSR
+    triplets ``(y_indptr, y_indices, y_data)`` (labels ascending in each row, as
+    the CPU's :func:`sinkhorn_nb.cpu.kernels.target_support` reads them) by a
+    binary search of row ``r``: 0 off its support."""
+    if y.shape[0] > 0:
+        return numba.float64(y[r, i])
+    low = y_indptr[r]
+    high = y_indptr[r + 1]
+    while low < high:
+        middle = (low + high) // 2
+        if y_indices[middle] < i:
+            low = middle + 1
+        else:
+            high = middle
+    if low < y_indptr[r + 1] and y_indices[low] == i:
+        return numba.float64(y_data[low])
+    return 0.0
+
+
 @kernel(lambda t: [(t.a2, t.a2, t.i64, t.i2, t.i32, t.a2, t.a2)])
 def gather_support(y, v, rows, index, size, y_s, v_s):
     """Compact the support of ``y[r]`` for ``r`` in ``rows`` into

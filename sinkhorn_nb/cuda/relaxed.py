@@ -19,7 +19,7 @@ from numba import cuda
 
 from ..core import CONVERGED, FAILED
 from .jit import MAX_ROW_THREADS, device, kernel
-from .kernels import block_row, block_sum, exp_or_inf, positive_finite
+from .kernels import block_row, block_sum, exp_or_inf, positive_finite, target_entry
 
 
 #: :func:`kl_term` sums a series where ``1/3 <= w / z <= 2`` (as on the CPU).
@@ -61,12 +61,14 @@ def marginal_terms(mass, marginal, log_scaling, log_marginal):
     return marginal * log_scaling, kl_term(marginal, mass, log_marginal)
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.a2, t.a2, t.f, t.f, t.f, t.i64, t.a1, t.a2,
-                    t.i64)])
-def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss, grad,
-                          status):
+@kernel(lambda t: [(t.a2, t.a2, t.i64, t.i64, t.a1, t.a2, t.a2, t.a2, t.a2, t.f, t.f, t.f,
+                    t.i64, t.a1, t.a2, t.i64)])
+def outputs_from_scalings(h, y, y_indptr, y_indices, y_data, u, v, Gv, GTu, lam, gamma_a,
+                          gamma_b, rows, loss, grad, status):
     """Objective and gradient of a multiplicative solve; ``status[r] = FAILED``
-    where a scaling or marginal over/underflowed on the support of its mass."""
+    where a scaling or marginal over/underflowed on the support of its mass.
+    The targets are ``y``, or the CSR triplets when ``y`` has no rows
+    (:func:`~sinkhorn_nb.cuda.kernels.target_entry`)."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
     r = block_row(rows)
     if r < 0:
@@ -93,16 +95,17 @@ def outputs_from_scalings(h, y, u, v, Gv, GTu, lam, gamma_a, gamma_b, rows, loss
         else:
             grad[r, i] = -math.inf
         col = 0.0
-        if y[r, i] > 0:
+        y_ri = target_entry(y, y_indptr, y_indices, y_data, r, i)
+        if y_ri > 0:
             if not (positive_finite(v[r, i]) and positive_finite(GTu[r, i])):
                 bad = 1.0
             col = v[r, i] * GTu[r, i]
             if col > 0 and positive_finite(v[r, i]):
-                e, kl = marginal_terms(y[r, i], col, math.log(v[r, i]), math.log(col))
+                e, kl = marginal_terms(y_ri, col, math.log(v[r, i]), math.log(col))
                 entropic += e
                 kl_b += kl
             else:
-                kl_b += y[r, i] - col
+                kl_b += y_ri - col
     entropic = block_sum(buf, entropic)
     kl_a = block_sum(buf, kl_a)
     kl_b = block_sum(buf, kl_b)
@@ -158,18 +161,22 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
         loss[r] = entropic / lam + gamma_a * kl_a + gamma_b * kl_b
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.f, t.f, t.i64, t.a1, t.a2, t.a1, t.a2, t.a2, t.i64, t.a1,
-                    t.i64)])
-def empty_rows(h, y, gamma_a, gamma_b, rows, loss, grad, cost, u, v, n_iter, err, status):
+@kernel(lambda t: [(t.a2, t.a2, t.i64, t.i64, t.a1, t.f, t.f, t.i64, t.a1, t.a2, t.a1, t.a2,
+                    t.a2, t.i64, t.a1, t.i64)])
+def empty_rows(h, y, y_indptr, y_indices, y_data, gamma_a, gamma_b, rows, loss, grad, cost, u,
+               v, n_iter, err, status):
     """Rows where ``h`` or ``y`` has zero mass: ``T = 0``, value
-    ``gamma_a sum(h) + gamma_b sum(y)``."""
+    ``gamma_a sum(h) + gamma_b sum(y)`` (the targets are ``y``, or the CSR
+    triplets when ``y`` has no rows:
+    :func:`~sinkhorn_nb.cuda.kernels.target_entry`)."""
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
     r = block_row(rows)
     if r < 0:
         return
     total = 0.0
     for i in range(cuda.threadIdx.x, h.shape[1], cuda.blockDim.x):
-        total += gamma_a * h[r, i] + gamma_b * y[r, i]
+        total += gamma_a * h[r, i] + gamma_b * target_entry(y, y_indptr, y_indices, y_data,
+                                                            r, i)
         grad[r, i] = gamma_a if h[r, i] > 0 else -math.inf
         u[r, i] = 0.0
         v[r, i] = 0.0

@@ -139,7 +139,7 @@ def _planned(variant, h, y, M, lam, path=None, gammas=(2.0, 0.5), **controls):
     cpu = SinkhornResult.empty(*measures.shape, measures.dtype)
     cpu_drivers.solve(measures, kernel, plan, loss.controls, tol, None, cpu)
     device = cuda_drivers.device_kernel(loss._kernels, measures.dtype)
-    on_device = replace(measures, h=cuda.to_device(measures.h), y=cuda.to_device(measures.y))
+    on_device = replace(measures, h=cuda.to_device(measures.h), targets=cuda.to_device(measures.y))
     gpu = SinkhornResult.empty(*measures.shape, measures.dtype, alloc=cuda.device_array)
     cuda_drivers.solve(on_device, device, plan, loss.controls, tol, None, gpu)
     return plan, gpu.map(lambda a: a.copy_to_host()), cpu

@@ -1,0 +1,105 @@
+"""Sparse (CSR) targets against dense ones: time and memory of one call, side by side.
+
+    python benchmarks/sparse_targets.py [--n 60000] [--K 1000] [--repeat 3]
+
+For one-hot targets and targets with 3 non-zeros per row (balanced, lam=10,
+points-in-the-plane metric, float64), each input runs in its own process:
+
+* ``dense``: ``y`` as a dense NumPy array (the caller holds it);
+* ``csr``: ``y`` as a ``scipy.sparse.csr_array`` (never densified on the
+  support path);
+* ``csr.toarray()``: the CSR densified by the caller first (what a sparse
+  ``y`` cost when it was densified before solving).
+
+Two calls are timed: ``WassersteinLoss(M, lam)(h, y)`` (value and gradient, the
+training call) and ``sinkhorn(h, y, M, lam)`` (the full result with scalings).
+Reported: the median time of ``--repeat`` calls after one untimed call, the
+peak of the call's traced allocations (``tracemalloc``: NumPy and SciPy arrays,
+not Numba's scratch) and the process's peak resident memory (inputs, result and
+everything else, from ``getrusage``).
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+KINDS = {"one-hot": 1, "3 non-zeros": 3}
+INPUTS = ("dense", "csr", "csr.toarray()")
+CALLS = ("WassersteinLoss()(h, y)", "sinkhorn(h, y)")
+
+
+def _inputs(n, K, nonzeros, seed=0):
+    """Predictions ``h`` (n, K) and the CSR targets (built without a dense array)."""
+    import scipy.sparse as sp
+    rng = np.random.default_rng(seed)
+    h = rng.random((n, K))
+    h /= h.sum(axis=1, keepdims=True)
+    cols = np.argsort(rng.random((n, K)), axis=1)[:, :nonzeros] if nonzeros > 1 else \
+        rng.integers(0, K, (n, 1))
+    cols = np.sort(cols, axis=1)
+    data = rng.dirichlet(np.ones(nonzeros), size=n) if nonzeros > 1 else np.ones((n, 1))
+    indptr = np.arange(0, n * nonzeros + 1, nonzeros)
+    return h, sp.csr_array((data.ravel(), cols.ravel(), indptr), shape=(n, K))
+
+
+def run_case(n, K, nonzeros, kind, call, repeat):
+    """One process: time and memory of ``call`` on input ``kind``."""
+    import sinkhorn_nb as snb
+    M = snb.ground_metric.from_points(np.random.default_rng(1).random((K, 2)))
+    h, ys = _inputs(n, K, nonzeros)
+    y = ys.toarray() if kind == "dense" else ys
+    loss = snb.WassersteinLoss(M, 10.0)
+
+    def once():
+        targets = y.toarray() if kind == "csr.toarray()" else y
+        if call == CALLS[0]:
+            return loss(h, targets)
+        return snb.sinkhorn(h, targets, M, 10.0)
+
+    once()                                   # compile, build the Gibbs kernel
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - start)
+    tracemalloc.start()
+    once()
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"time_s": float(np.median(times)), "traced_MB": traced / 2 ** 20,
+            "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=60000)
+    parser.add_argument("--K", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        nonzeros, kind, call = json.loads(args.case)
+        print(json.dumps(run_case(args.n, args.K, nonzeros, kind, call, args.repeat)))
+        return
+    print(f"n={args.n}, K={args.K}, balanced, lam=10, float64; median of {args.repeat} calls")
+    print(f"{'targets':<12} {'call':<24} {'input':<15} {'time (s)':>9} {'traced (MiB)':>13} "
+          f"{'peak RSS (MiB)':>15}")
+    for label, nonzeros in KINDS.items():
+        for call in CALLS:
+            for kind in INPUTS:
+                case = json.dumps([nonzeros, kind, call])
+                out = subprocess.run([sys.executable, __file__, "--n", str(args.n), "--K",
+                                      str(args.K), "--repeat", str(args.repeat), "--case", case],
+                                     capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"{label:<12} {call:<24} {kind:<15} {r['time_s']:>9.3f} "
+                      f"{r['traced_MB']:>13.0f} {r['peak_rss_MB']:>15.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
