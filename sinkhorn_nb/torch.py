@@ -23,25 +23,30 @@ from torch.autograd.function import once_differentiable
 
 from . import loss as _loss
 
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
 class WassersteinFunction(torch.autograd.Function):
-    r"""Per-row Wasserstein loss of ``input`` against ``target``, differentiable in ``input``.
+    r"""Per-row loss :math:`W_\lambda(h, y) + a\,\widetilde{KL}(y\|h)`, differentiable in ``input``.
 
-    ``WassersteinFunction.apply(input, target, engine, from_logits)`` returns
-    the per-row values :math:`W(h_s, y_s)` (shape ``(n,)``, or a 0-d tensor for
-    1-D input), where :math:`h = \operatorname{softmax}(z)` of ``input = z`` with
-    ``from_logits=True`` and :math:`h =` ``input`` otherwise.  Backward returns
+    ``WassersteinFunction.apply(input, target, engine, from_logits, kl_weight)``
+    returns the per-row values (shape ``(n,)``, or a 0-d tensor for 1-D input),
+    where :math:`h = \operatorname{softmax}(z)` of ``input = z`` with
+    ``from_logits=True`` and :math:`h =` ``input`` otherwise, :math:`a` is
+    ``kl_weight`` and :math:`\widetilde{KL}` is :func:`kl_divergence`.  The
+    forward pass computes the gradient in closed form and backward scales it
+    by the incoming per-row gradient :math:`\bar\ell_s`:
 
     .. math::
-        \frac{\partial L}{\partial h_s} = \bar w_s\, g_s, \qquad
-        \frac{\partial L}{\partial z_s} = \bar w_s\, h_s \odot (g_s - \langle h_s, g_s\rangle)
+        \frac{\partial L}{\partial h_s} = \bar\ell_s\,\big(g_s
+            + a\,(1 - y_s \oslash h_s)\big), \qquad
+        \frac{\partial L}{\partial z_s} = \bar\ell_s\,\big(h_s \odot (g_s
+            - \langle h_s, g_s\rangle) + a\,(h_s \textstyle\sum_i y_{si} - y_s)\big),
 
-    for the incoming per-row gradient :math:`\bar w_s` and the closed-form
-    :math:`g_s = \partial W / \partial h_s` of the engine; entries where
-    :math:`h_{si} = 0` (softmax underflow) contribute 0.  The gradient is
-    computed in the forward pass; second derivatives are not available.
+    with :math:`g_s = \partial W_\lambda / \partial h_s` from the engine;
+    entries where :math:`h_{si} = 0` (softmax underflow) contribute 0 to the
+    second.  Second derivatives are not available.
 
     Parameters
     ----------
@@ -53,22 +58,43 @@ class WassersteinFunction(torch.autograd.Function):
     engine : sinkhorn_nb.WassersteinLoss
         The solver, with its variant, ``lam``, metric and controls.
     from_logits : bool
+    kl_weight : float, default 0.0
     """
 
     @staticmethod
-    def forward(ctx, input, target, engine, from_logits):
-        h = torch.softmax(input, dim=-1) if from_logits else input
-        value, grad = engine(h, target)
+    def forward(ctx, input, target, engine, from_logits, kl_weight=0.0):
         if from_logits:
-            grad = _loss.softmax_backward(h, grad)
-        ctx.save_for_backward(grad.to(input.dtype))
-        return value.to(input.dtype)
+            log_h = torch.log_softmax(input, dim=-1)
+            h = torch.exp(log_h)
+        else:
+            h = input
+        value, g = engine(h, target)
+        value, g = value.to(input.dtype), g.to(input.dtype)
+        if kl_weight or from_logits:
+            y = torch.as_tensor(target, dtype=input.dtype, device=input.device)
+        if from_logits:     # h (g - <h, g>) with h g = 0 where h = 0, and the KL term
+            hg = torch.where(h > 0, h * g, 0.0)
+            shift = hg.sum(dim=-1, keepdim=True)
+            if kl_weight:
+                mass_y = y.sum(dim=-1, keepdim=True)
+                value = value + kl_weight * ((torch.xlogy(y, y) - y * log_h).sum(dim=-1)
+                                             - mass_y.squeeze(-1) + 1.0)
+                shift = shift - kl_weight * mass_y
+                hg = hg - kl_weight * y
+            grad = hg - h * shift
+        elif kl_weight:
+            value = value + kl_weight * kl_divergence(h, y)
+            grad = g + kl_weight * (1.0 - torch.where(y > 0, y / h, 0.0))
+        else:
+            grad = g
+        ctx.save_for_backward(grad)
+        return value
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
         (grad,) = ctx.saved_tensors
-        return grad_output.unsqueeze(-1) * grad, None, None, None
+        return grad_output.unsqueeze(-1) * grad, None, None, None, None
 
 
 class WassersteinLoss(torch.nn.Module):
@@ -88,8 +114,8 @@ class WassersteinLoss(torch.nn.Module):
     ``from_logits=True`` (else :math:`h` = ``input``), then reduces the
     :math:`\ell_s` as :mod:`torch.nn` losses do.  The gradient of
     :math:`W_\lambda` is the closed form of the solvers (no back-propagation
-    through the iterations); the KL term goes through autograd, from
-    ``log_softmax`` when ``from_logits=True``.
+    through the iterations), and so is the KL term's (from ``log_softmax`` when
+    ``from_logits=True``); see :class:`WassersteinFunction`.
 
     Parameters
     ----------
@@ -201,9 +227,8 @@ class WassersteinLoss(torch.nn.Module):
         if getattr(target, "requires_grad", False):
             raise ValueError("target requires grad, but the loss differentiates input only; "
                              "pass target.detach()")
-        rows = WassersteinFunction.apply(input, target, self.engine_for(input), self.from_logits)
-        if self.kl_weight:
-            rows = rows + self.kl_weight * kl_divergence(input, target, self.from_logits)
+        rows = WassersteinFunction.apply(input, target, self.engine_for(input), self.from_logits,
+                                         self.kl_weight)
         if self.reduction == "mean":
             return rows.mean()
         if self.reduction == "sum":

@@ -142,7 +142,7 @@ def test_second_derivatives_are_refused():
 def test_function_apply_gives_per_row_values():
     M, z, y = _problem(seed=10)
     engine = snb.WassersteinLoss(M, 5.0)
-    rows = WassersteinFunction.apply(z, y, engine, True)
+    rows = WassersteinFunction.apply(z, y, engine, True)  # kl_weight defaults to 0
     assert rows.shape == (4,) and rows.requires_grad
     h = torch.softmax(z.detach(), -1)
     np.testing.assert_allclose(rows.detach().numpy(), engine(h.numpy(), y.numpy())[0],
