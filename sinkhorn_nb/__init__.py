@@ -5,8 +5,10 @@ finite label space with a known ground metric: smoothed (balanced) and relaxed
 (unbalanced) transport, their gradients, batched over rows sharing one metric.
 """
 from .cache_location import use_user_wide_cache_when_installed
+from .compile_notice import install as _note_compilations
 
 use_user_wide_cache_when_installed()     # before any kernel is defined
+_note_compilations()                     # one line on stderr while kernels compile
 
 from . import ground_metric, metrics  # noqa: E402
 from .exact import exact_wasserstein  # noqa: E402
