@@ -24,13 +24,20 @@ Problems: ``n`` rows of ``K`` labels, the points-in-the-plane metric of
   and OTT-JAX's ``sinkhorn`` (vmapped over rows).
 """
 import argparse
+import os
+import sys
 import time
 import warnings
 
-import numpy as np
+# PyTorch and Numba each run an OpenMP pool; idle threads that spin make them take
+# turns slowly on few cores (docs/frameworks.md).  --spin keeps OpenMP's default.
+if "--spin" not in sys.argv:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # before torch and Numba start
 
-import sinkhorn_nb as snb
-from sinkhorn_nb.problems import random_metric, random_predictions, random_targets
+import numpy as np  # noqa: E402
+
+import sinkhorn_nb as snb  # noqa: E402
+from sinkhorn_nb.problems import random_metric, random_predictions, random_targets  # noqa: E402
 
 LAM = 20.0
 TOL = 1e-6
@@ -208,14 +215,14 @@ def jax_dense(n=32, K=1000):
 
 
 # ------------------------------------------------------------------------- script
-def _rows(title, timings, baseline):
+def _rows(title, timings, ours, baselines):
     lines = []
-    for name, seconds in timings.items():
-        if name == baseline:
-            continue
-        ratio = seconds / timings[baseline]
-        lines.append(f"| {title} | {name} | {seconds * 1e3:.2f} ms | {baseline} | "
-                     f"{timings[baseline] * 1e3:.2f} ms | {ratio:.2f}x |")
+    for name in ours:
+        for base in baselines:
+            if name in timings and base in timings:
+                ratio = timings[name] / timings[base]
+                lines.append(f"| {title} | {name} | {timings[name] * 1e3:.2f} ms | {base} | "
+                             f"{timings[base] * 1e3:.2f} ms | {ratio:.2f}x |")
     return lines
 
 
@@ -237,31 +244,35 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--dense-rows", type=int, default=32)
     parser.add_argument("--only", choices=["torch", "jax"])
+    parser.add_argument("--spin", action="store_true",
+                        help="keep OpenMP's default wait policy (idle threads spin)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}, "
+          f"repeat={args.repeat} (dense: {max(3, args.repeat // 2)})")
     print("| problem | ours | time | baseline | time | ratio |")
     print("|---|---|---|---|---|---|")
+    dense = dict(n=args.dense_rows)
     groups = []
     if args.only in (None, "torch"):
         groups += [("torch: call, n=256, K=1000, 3 non-zeros, float64", torch_call, {},
-                    "numpy"),
+                    ["tensors", "torch module"], ["numpy"]),
                    ("torch: one-hot step, n=256, K=1000, d=256, float32", torch_onehot_step, {},
-                    "cross-entropy"),
-                   (f"torch: dense, n={args.dense_rows}, K=1000, float64", torch_dense,
-                    dict(n=args.dense_rows), "ours")]
+                    ["ours"], ["cross-entropy"]),
+                   (f"torch: dense, n={args.dense_rows}, K=1000, float64", torch_dense, dense,
+                    ["ours"], ["GeomLoss", "POT"])]
     if args.only in (None, "jax"):
-        groups += [("jax: call, n=256, K=1000, 3 non-zeros, float64", jax_call, {}, "numpy"),
+        groups += [("jax: call, n=256, K=1000, 3 non-zeros, float64", jax_call, {},
+                    ["jax arrays", "jax wrapper (jit)"], ["numpy"]),
                    ("jax: one-hot step, n=256, K=1000, d=256, float32", jax_onehot_step, {},
-                    "cross-entropy"),
-                   (f"jax: dense, n={args.dense_rows}, K=1000, float64", jax_dense,
-                    dict(n=args.dense_rows), "ours")]
-    for title, make, kwargs, baseline in groups:
+                    ["ours"], ["cross-entropy"]),
+                   (f"jax: dense, n={args.dense_rows}, K=1000, float64", jax_dense, dense,
+                    ["ours"], ["OTT-JAX"])]
+    for title, make, kwargs, ours, baselines in groups:
         cases = make(**kwargs)
         repeat = max(3, args.repeat // 2) if "dense" in title else args.repeat
         timings = _interleaved(cases, repeat)
-        if baseline not in timings:
-            continue
-        for line in _rows(title, timings, baseline):
+        for line in _rows(title, timings, ours, baselines):
             print(line, flush=True)
 
 
