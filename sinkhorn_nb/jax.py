@@ -25,23 +25,24 @@ except ImportError as exc:      # the core package never imports JAX
 from . import loss as _loss
 
 _ENGINES_LOCK = threading.Lock()
-_ENGINES = []           # [(options, M, engine)], most recent first
+_ENGINES = []           # [(lam and options, engine)], most recent first
 _ENGINES_KEPT = 8
 
 
 def _engine(M, lam, options):
     """The CPU solver for ``(M, lam, options)``: kept across calls (it holds the
-    Gibbs kernel), found again by the identity or the values of ``M``."""
+    Gibbs kernel) and found again by the values of ``M`` (so that a metric
+    changed in place gets a new solver)."""
     key = (float(lam), tuple(sorted(options.items())))
+    M = np.asarray(M)
     with _ENGINES_LOCK:
-        for i, (k, m, engine) in enumerate(_ENGINES):
-            if k == key and (m is M or (np.shape(m) == np.shape(M)
-                                        and np.array_equal(engine.M, np.asarray(M)))):
+        for i, (k, engine) in enumerate(_ENGINES):
+            if k == key and engine.M.shape == M.shape and np.array_equal(engine.M, M):
                 _ENGINES.insert(0, _ENGINES.pop(i))
                 return engine
-    engine = _loss.WassersteinLoss(np.asarray(M), lam, **options)
+    engine = _loss.WassersteinLoss(M, lam, **options)
     with _ENGINES_LOCK:
-        _ENGINES.insert(0, (key, M, engine))
+        _ENGINES.insert(0, (key, engine))
         del _ENGINES[_ENGINES_KEPT:]
     return engine
 
@@ -55,26 +56,37 @@ def _solve_on_host(engine, h, y):
             np.asarray(grad, h.dtype).reshape(h.shape))
 
 
-def _softmax_backward(h, g):
-    """:func:`sinkhorn_nb.softmax_backward` in JAX: entries with h = 0 contribute 0."""
-    hg = jnp.where(h > 0, h * g, 0.0)
-    return hg - h * jnp.sum(hg, axis=-1, keepdims=True)
-
-
-def _closed_form_vjp(callback, from_logits, vmap_method):
-    """The :func:`jax.custom_vjp` function ``(x, y, *constants) -> W(h, y)`` whose
-    values and gradients come from ``callback(h, y, *constants)`` on the host; no
-    gradient flows to ``y`` nor to the constants."""
+def _closed_form_vjp(callback, from_logits, kl_weight, vmap_method):
+    """The :func:`jax.custom_vjp` function ``(x, y, *constants) -> W(h, y) + a KL(y||h)``
+    whose transport values and gradients come from ``callback(h, y, *constants)``
+    on the host; the KL term and the softmax chain rule are applied in closed
+    form.  No gradient flows to ``y`` nor to the constants."""
 
     def solve(x, y, *constants):
-        h = jax.nn.softmax(x, axis=-1) if from_logits else x
+        y = y.astype(x.dtype)
+        if from_logits:
+            log_h = jax.nn.log_softmax(x, axis=-1)
+            h = jnp.exp(log_h)
+        else:
+            h = x
         shapes = (jax.ShapeDtypeStruct(x.shape[:-1], x.dtype),
                   jax.ShapeDtypeStruct(x.shape, x.dtype))
-        value, grad = jax.pure_callback(callback, shapes, h, y.astype(x.dtype), *constants,
-                                        vmap_method=vmap_method)
-        if from_logits:
-            grad = _softmax_backward(h, grad)
-        return value, grad
+        value, g = jax.pure_callback(callback, shapes, h, y, *constants,
+                                     vmap_method=vmap_method)
+        if from_logits:     # h (g - <h, g>) with h g = 0 where h = 0, and the KL term
+            hg = jnp.where(h > 0, h * g, 0.0)
+            shift = jnp.sum(hg, axis=-1, keepdims=True)
+            if kl_weight:
+                mass_y = jnp.sum(y, axis=-1, keepdims=True)
+                value = value + kl_weight * (jnp.sum(_x_log_x(y) - y * log_h, axis=-1)
+                                             - mass_y[..., 0] + 1.0)
+                shift = shift - kl_weight * mass_y
+                hg = hg - kl_weight * y
+            return value, hg - h * shift
+        if kl_weight:
+            value = value + kl_weight * kl_divergence(h, y)
+            g = g + kl_weight * (1.0 - jnp.where(y > 0, y / jnp.where(y > 0, h, 1.0), 0.0))
+        return value, g
 
     @jax.custom_vjp
     def transport(x, y, *constants):
@@ -94,11 +106,15 @@ def _closed_form_vjp(callback, from_logits, vmap_method):
 
 
 @functools.lru_cache(maxsize=64)
-def _transport_loss(engine, from_logits):
+def _transport_loss(engine, from_logits, kl_weight):
     """The differentiable loss of a kept solver (every batch dimension of ``vmap``
     goes to one batched solve)."""
-    return _closed_form_vjp(functools.partial(_solve_on_host, engine), from_logits,
+    return _closed_form_vjp(functools.partial(_solve_on_host, engine), from_logits, kl_weight,
                             "broadcast_all")
+
+
+def _x_log_x(y):
+    return jnp.where(y > 0, y * jnp.log(jnp.where(y > 0, y, 1.0)), 0.0)
 
 
 def _check_kl_weight(kl_weight):
@@ -132,7 +148,7 @@ def kl_divergence(x, y, from_logits=False):
     jax.Array of shape (...)
     """
     y = jnp.asarray(y, dtype=x.dtype)
-    y_log_y = jnp.where(y > 0, y * jnp.log(jnp.where(y > 0, y, 1.0)), 0.0)
+    y_log_y = _x_log_x(y)
     if from_logits:
         y_log_h = y * jax.nn.log_softmax(x, axis=-1)
         mass_h = 1.0
@@ -163,8 +179,9 @@ def wasserstein_loss(h, y, M, lam, *, from_logits=False, kl_weight=0.0, **option
         \bar x_s = \bar\ell_s\, h_s \odot (g_s - \langle h_s, g_s\rangle),
         \qquad g_s = \partial W_\lambda/\partial h_s,
 
-    where entries with :math:`h_{si} = 0` (softmax underflow) contribute 0; the
-    KL term is differentiated by JAX.
+    where entries with :math:`h_{si} = 0` (softmax underflow) contribute 0, plus
+    the KL term's :math:`a\,\bar\ell_s (1 - y_s \oslash h_s)`, or from logits
+    :math:`a\,\bar\ell_s (h_s \sum_i y_{si} - y_s)` (its value from ``log_softmax``).
 
     Parameters
     ----------
@@ -173,9 +190,10 @@ def wasserstein_loss(h, y, M, lam, *, from_logits=False, kl_weight=0.0, **option
     y : array of the same shape
         Targets.  No gradient flows to them (their cotangent is zero).
     M : array of shape (K, K)
-        Ground metric.  A concrete array (NumPy, or JAX outside ``jit``) is
-        read once and its solver kept across calls; a traced one is read on
-        the host at each call.
+        Ground metric.  The solvers of the last few metrics (with their Gibbs
+        kernels) are kept and found again by value: a concrete array (NumPy, or
+        JAX outside ``jit``) is compared once per trace under ``jit`` (once per
+        call outside it), a traced one on the host at each call.
     lam : float
         Regularization :math:`\lambda > 0`, a Python number (static under ``jit``).
     from_logits : bool, default False
@@ -247,23 +265,19 @@ def wasserstein_loss(h, y, M, lam, *, from_logits=False, kl_weight=0.0, **option
     if h.ndim not in (1, 2):
         raise ValueError(f"h must be 1-D (K,) or 2-D (n, K), got {h.ndim} dimensions")
     if isinstance(M, jax.core.Tracer):
-        rows = _traced_metric_loss(h, y, M, lam, from_logits, options)
-    else:
-        rows = _transport_loss(_engine(M, lam, options), from_logits)(h, y)
-    if kl_weight:
-        rows = rows + kl_weight * kl_divergence(h, y, from_logits)
-    return rows
+        return _traced_metric_loss(h, y, M, lam, from_logits, kl_weight, options)
+    return _transport_loss(_engine(M, lam, options), from_logits, kl_weight)(h, y)
 
 
-def _traced_metric_loss(h, y, M, lam, from_logits, options):
+def _traced_metric_loss(h, y, M, lam, from_logits, kl_weight, options):
     """The loss when ``M`` is traced: the host reads ``M`` at each call and finds its
     solver again (by value) there; ``vmap`` solves one batch element at a time."""
 
     def on_host(h, y, M):
         return _solve_on_host(_engine(np.asarray(M), lam, options), h, y)
 
-    return _closed_form_vjp(on_host, from_logits, "sequential")(h, y,
-                                                                jax.lax.stop_gradient(M))
+    transport = _closed_form_vjp(on_host, from_logits, kl_weight, "sequential")
+    return transport(h, y, jax.lax.stop_gradient(M))
 
 
 __all__ = ["wasserstein_loss", "kl_divergence"]

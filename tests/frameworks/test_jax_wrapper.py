@@ -159,3 +159,14 @@ def test_public_functions_return_jax_arrays():
     assert isinstance(value, jax.Array) and isinstance(grad, jax.Array)
     mixed = snb.sinkhorn(np.asarray(h), y, M, 5.0)      # NumPy h: NumPy out
     assert isinstance(mixed.loss, np.ndarray)
+
+
+def test_a_metric_changed_in_place_gets_its_own_solver():
+    M, z, y = _problem(seed=10)
+    M = M.copy()
+    before = wasserstein_loss(z, y, M, 5.0, from_logits=True)
+    M *= 0.5
+    after = wasserstein_loss(z, y, M, 5.0, from_logits=True)
+    assert not np.allclose(before, after)
+    h = np.asarray(jax.nn.softmax(z, -1))
+    np.testing.assert_allclose(after, snb.sinkhorn(h, np.asarray(y), M, 5.0).loss, rtol=1e-13)
