@@ -555,3 +555,19 @@ def test_init_is_validated():
     X, y, M = _iris_centroid_problem()
     with pytest.raises(ValueError, match="'init' parameter"):
         snb.WassersteinClassifier(M, init="kmeans").fit(X, y)
+
+
+def test_fit_runs_blas_on_one_thread():
+    """BLAS and Numba's pool would compete for the cores: fit limits BLAS to one
+    thread (the callable metric runs inside fit and records the limit)."""
+    from threadpoolctl import threadpool_info
+    X, y, M = _iris_centroid_problem()
+    seen = []
+
+    def metric(classes):
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return M
+    snb.WassersteinClassifier(metric).fit(X, y)
+    assert seen and set(seen) == {1}
+    snb.WassersteinClassifier(metric, solver="sgd").partial_fit(X, y, classes=[0, 1, 2])
+    assert set(seen) == {1}

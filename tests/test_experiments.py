@@ -59,6 +59,17 @@ def test_noise_switches_labels_to_near_classes():
     assert np.all(rank[y_clean, y_noisy] <= 3)         # to one of the 3 nearest
 
 
+def test_noise_prints_every_model_of_its_figure(tmp_path, capsys):
+    noise.run(out=tmp_path, settings=dict(classes=(5,), noises=(0.3,), n_train=120, n_test=200,
+                                          seeds=(0,), max_iter=30, warm_lams=(50.0, 1000.0)))
+    header, row = [line for line in capsys.readouterr().out.splitlines()
+                   if line.lstrip().startswith(("K ", "5 "))]
+    for name in ("KL", noise.MIXED, noise.PURE, "W, lam=50 from W + KL",
+                 "W, lam=1000 from W + KL"):
+        assert name in header
+    assert len(row.split()) == 3 + 5            # K, noise, seed and five distances
+
+
 def test_relaxed_tiny(tmp_path):
     summary = relaxed.run(out=tmp_path, verbose=False, settings=dict(
         K=12, pairs=4, gammas=(0.1, 3.0, 100.0), lams=(1, 30), sizes=(8, 32), rows=2,
@@ -70,6 +81,12 @@ def test_relaxed_tiny(tmp_path):
     assert all(r["gap_low"] <= r["gap"] <= r["gap_high"] for r in summary["gap_versus_gamma"])
     exact = summary["approach_to_exact"]
     assert exact[1]["smoothed_gap"] < exact[0]["smoothed_gap"]   # -> exact as lam grows
+    lines = relaxed.report_lines(summary["gap_versus_gamma"], exact,
+                                 summary["iterations_versus_k"])
+    parts = [line[:3] for line in lines if line.startswith("(")]
+    assert parts == ["(a)", "(b)", "(c)"]                       # all three parts printed
+    assert sum("smoothed" in line and "relaxed gamma=100" in line for line in lines) == 2
+    assert any(line.split()[0] == "relaxed" and "K=32:" in line for line in lines)
 
 
 def test_digits_tiny_with_fallback_data(tmp_path):
@@ -95,7 +112,7 @@ def test_tags_tiny_with_synthetic_movies(tmp_path):
         max_iter=15))
     written(tmp_path, "tags.csv", "tags_summary.json", "tags.png")
     for variant, table in summary["summaries"].items():
-        assert [r["model"] for r in table] == ["KL", "W + 0 KL", "W + 1 KL"]
+        assert [r["model"] for r in table] == ["KL", "W (pure)", "W + 1 KL"]
         for r in table:
             assert r["splits"] == 2 and 0.5 < r["auc"] <= 1
             assert all(0 <= r[f"C_{k}"] < 1 for k in range(1, 11))
@@ -104,6 +121,35 @@ def test_tags_tiny_with_synthetic_movies(tmp_path):
         assert kl["minus_KL_auc"] == 0 and kl["minus_KL_C_3"] == 0
     assert summary["labels_per_movie"]["one genre per cluster"] <= \
         summary["labels_per_movie"]["all genres"]
+
+
+def test_tags_prints_no_interval_for_kl_against_itself():
+    row = dict(model="KL", auc=0.8, C_1=0.1, C_5=0.3)
+    assert "[" not in tags.format_summary(row)
+    row = dict(row, model=tags.model_name(0.0), **{f"minus_KL_{m}_{end}": 0.01
+                                                   for m in ("auc", "C_1", "C_5")
+                                                   for end in ("low", "high")})
+    assert tags.format_summary(row).count("[+0.0100, +0.0100]") == 3
+    assert tags.model_name(0.0) == "W (pure)" and tags.model_name(0.5) == "W + 0.5 KL"
+
+
+def test_experiments_run_blas_on_one_thread(monkeypatch, tmp_path):
+    from threadpoolctl import threadpool_info
+    seen = []
+
+    def fake_run(**kwargs):
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return {}
+    monkeypatch.setattr(relaxed, "run", fake_run)
+    run("relaxed", out=tmp_path)
+    assert seen and set(seen) == {1}
+
+
+def test_quick_settings_are_the_documented_sizes():
+    assert digits.SETTINGS[True]["n_train"] == 1000
+    assert tags.SETTINGS[True]["n_train"] == 1000
+    for module in (digits, noise, tags):
+        assert module.INIT == "random"           # the protocol of the documented results
 
 
 def test_one_genre_per_cluster():
@@ -163,9 +209,8 @@ def test_gallery_examples_compile():
     """The gallery scripts (run by Sphinx, not in CI) at least compile and call
     an experiment's quick run."""
     import pathlib
-    examples = sorted((pathlib.Path(__file__).parents[1] / "examples").glob("plot_*.py"))
-    assert [p.stem for p in examples] == ["plot_digits", "plot_noise", "plot_relaxed",
-                                          "plot_tags"]
+    folder = pathlib.Path(__file__).parents[1] / "examples"
+    examples = [folder / f"plot_{name}.py" for name in ("digits", "noise", "relaxed", "tags")]
     for p in examples:
         source = p.read_text()
         compile(source, str(p), "exec")

@@ -31,5 +31,7 @@ def run(name, quick=False, out=".", verbose=True):
     """Run experiment ``name``; return its summary dict."""
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment must be one of {EXPERIMENTS}, got {name!r}")
+    from ..threads import blas_on_one_thread
     module = importlib.import_module(f"{__name__}.{name}")
-    return module.run(quick=quick, out=out, verbose=verbose)
+    with blas_on_one_thread():      # the cores go to Numba's pool (sinkhorn_nb.threads)
+        return module.run(quick=quick, out=out, verbose=verbose)
