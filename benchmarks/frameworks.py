@@ -278,8 +278,8 @@ def main(argv=None):
 
 # ---------------------------------------------------------------------------- asv
 class _Cases:
+    """Builds the callables of one comparison in setup; skips without the framework."""
     make = None
-    params = None
 
     def setup(self, *_):
         try:

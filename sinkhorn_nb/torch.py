@@ -73,15 +73,18 @@ class WassersteinFunction(torch.autograd.Function):
         if kl_weight or from_logits:
             y = torch.as_tensor(target, dtype=input.dtype, device=input.device)
         if from_logits:     # h (g - <h, g>) with h g = 0 where h = 0, and the KL term
-            hg = torch.where(h > 0, h * g, 0.0)
+            hg = h * g
+            if engine.variant == "relaxed":     # g = -inf where h = 0 (balanced g is finite)
+                hg = torch.where(h > 0, hg, 0.0)
             shift = hg.sum(dim=-1, keepdim=True)
             if kl_weight:
                 mass_y = y.sum(dim=-1, keepdim=True)
-                value = value + kl_weight * ((torch.xlogy(y, y) - y * log_h).sum(dim=-1)
+                value = value + kl_weight * (torch.xlogy(y, y).sum(dim=-1)
+                                             - torch.linalg.vecdot(y, log_h)
                                              - mass_y.squeeze(-1) + 1.0)
                 shift = shift - kl_weight * mass_y
-                hg = hg - kl_weight * y
-            grad = hg - h * shift
+                hg.sub_(y, alpha=kl_weight)
+            grad = hg.addcmul_(h, shift, value=-1.0)
         elif kl_weight:
             value = value + kl_weight * kl_divergence(h, y)
             grad = g + kl_weight * (1.0 - torch.where(y > 0, y / h, 0.0))
