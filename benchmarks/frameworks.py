@@ -3,7 +3,7 @@
 Run as a script (needs the ``torch`` and ``jax`` extras; GeomLoss, POT, optax and
 OTT-JAX are used for the baselines where they are installed)::
 
-    python benchmarks/frameworks.py --repeat 7
+    python benchmarks/frameworks.py              # about 6 minutes on 2 cores
 
 It prints one Markdown table of medians and ratios measured side by side in one
 process.  The same comparisons are asv benchmarks (classes below; each skips
@@ -241,15 +241,19 @@ def _interleaved(cases, repeat):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=41,
+                        help="timed runs of each call and step (medians; default 41)")
+    parser.add_argument("--dense-repeat", type=int, default=3,
+                        help="timed runs of each dense comparison (default 3)")
     parser.add_argument("--dense-rows", type=int, default=32)
     parser.add_argument("--only", choices=["torch", "jax"])
+    parser.add_argument("--no-dense", action="store_true", help="skip the dense comparisons")
     parser.add_argument("--spin", action="store_true",
                         help="keep OpenMP's default wait policy (idle threads spin)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}, "
-          f"repeat={args.repeat} (dense: {max(3, args.repeat // 2)})")
+          f"repeat={args.repeat} (dense: {args.dense_repeat}), interleaved")
     print("| problem | ours | time | baseline | time | ratio |")
     print("|---|---|---|---|---|---|")
     dense = dict(n=args.dense_rows)
@@ -269,8 +273,10 @@ def main(argv=None):
                    (f"jax: dense, n={args.dense_rows}, K=1000, float64", jax_dense, dense,
                     ["ours"], ["OTT-JAX"])]
     for title, make, kwargs, ours, baselines in groups:
+        if args.no_dense and "dense" in title:
+            continue
         cases = make(**kwargs)
-        repeat = max(3, args.repeat // 2) if "dense" in title else args.repeat
+        repeat = args.dense_repeat if "dense" in title else args.repeat
         timings = _interleaved(cases, repeat)
         for line in _rows(title, timings, ours, baselines):
             print(line, flush=True)
