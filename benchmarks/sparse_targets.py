@@ -3,7 +3,7 @@
     python benchmarks/sparse_targets.py [--n 60000] [--K 1000] [--repeat 3]
 
 For one-hot targets and targets with 3 non-zeros per row (balanced, lam=10,
-points-in-the-plane metric, float64), each input runs in its own process:
+points-in-the-plane metric, float64), three inputs:
 
 * ``dense``: ``y`` as a dense NumPy array (the caller holds it);
 * ``csr``: ``y`` as a ``scipy.sparse.csr_array`` (never densified on the
@@ -13,10 +13,12 @@ points-in-the-plane metric, float64), each input runs in its own process:
 
 Two calls are timed: ``WassersteinLoss(M, lam)(h, y)`` (value and gradient, the
 training call) and ``sinkhorn(h, y, M, lam)`` (the full result with scalings).
-Reported: the median time of ``--repeat`` calls after one untimed call, the
-peak of the call's traced allocations (``tracemalloc``: NumPy and SciPy arrays,
-not Numba's scratch) and the process's peak resident memory (inputs, result and
-everything else, from ``getrusage``).
+Reported: the median time of ``--repeat`` calls after one untimed call (the three
+inputs in one process, their calls interleaved: the machine may be shared); and,
+with each input in a process of its own, the peak of one call's traced
+allocations (``tracemalloc``: NumPy and SciPy arrays, not Numba's scratch) and
+the process's peak resident memory (inputs, result and everything else, from
+``getrusage``).
 """
 import argparse
 import json
@@ -39,40 +41,66 @@ def _inputs(n, K, nonzeros, seed=0):
     rng = np.random.default_rng(seed)
     h = rng.random((n, K))
     h /= h.sum(axis=1, keepdims=True)
-    cols = np.argsort(rng.random((n, K)), axis=1)[:, :nonzeros] if nonzeros > 1 else \
-        rng.integers(0, K, (n, 1))
-    cols = np.sort(cols, axis=1)
+    cols = np.sort(rng.integers(0, K, (n, nonzeros)), axis=1)
+    while True:                              # distinct labels in every row
+        repeated = np.flatnonzero((np.diff(cols, axis=1) == 0).any(axis=1))
+        if not repeated.size:
+            break
+        cols[repeated] = np.sort(rng.integers(0, K, (repeated.size, nonzeros)), axis=1)
     data = rng.dirichlet(np.ones(nonzeros), size=n) if nonzeros > 1 else np.ones((n, 1))
     indptr = np.arange(0, n * nonzeros + 1, nonzeros)
     return h, sp.csr_array((data.ravel(), cols.ravel(), indptr), shape=(n, K))
 
 
-def run_case(n, K, nonzeros, kind, call, repeat):
-    """One process: time and memory of ``call`` on input ``kind``."""
+def _call(snb, loss, M, h, targets, call, kind):
+    if kind == "csr.toarray()":
+        targets = targets.toarray()
+    if call == CALLS[0]:
+        return loss(h, targets)
+    return snb.sinkhorn(h, targets, M, 10.0)
+
+
+def _setup(n, K, nonzeros):
     import sinkhorn_nb as snb
     M = snb.ground_metric.from_points(np.random.default_rng(1).random((K, 2)))
     h, ys = _inputs(n, K, nonzeros)
+    return snb, M, h, ys, snb.WassersteinLoss(M, 10.0)
+
+
+def memory_case(n, K, nonzeros, kind, call):
+    """One process per input: the call's traced peak and the process's peak RSS."""
+    snb, M, h, ys, loss = _setup(n, K, nonzeros)
     y = ys.toarray() if kind == "dense" else ys
-    loss = snb.WassersteinLoss(M, 10.0)
-
-    def once():
-        targets = y.toarray() if kind == "csr.toarray()" else y
-        if call == CALLS[0]:
-            return loss(h, targets)
-        return snb.sinkhorn(h, targets, M, 10.0)
-
-    once()                                   # compile, build the Gibbs kernel
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - start)
+    _call(snb, loss, M, h, y, call, kind)          # compile, build the Gibbs kernel
     tracemalloc.start()
-    once()
+    _call(snb, loss, M, h, y, call, kind)
     traced = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return {"time_s": float(np.median(times)), "traced_MB": traced / 2 ** 20,
+    return {"traced_MB": traced / 2 ** 20,
             "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10}
+
+
+def timing_case(n, K, nonzeros, call, repeat):
+    """One process for the three inputs, calls interleaved (the machine may be
+    shared): the median time of each."""
+    snb, M, h, ys, loss = _setup(n, K, nonzeros)
+    inputs = {"dense": ys.toarray(), "csr": ys, "csr.toarray()": ys}
+    for kind in INPUTS:
+        _call(snb, loss, M, h, inputs[kind], call, kind)
+    times = {kind: [] for kind in INPUTS}
+    for _ in range(repeat):
+        for kind in INPUTS:
+            start = time.perf_counter()
+            _call(snb, loss, M, h, inputs[kind], call, kind)
+            times[kind].append(time.perf_counter() - start)
+    return {kind: float(np.median(t)) for kind, t in times.items()}
+
+
+def _child(args, case):
+    out = subprocess.run([sys.executable, __file__, "--n", str(args.n), "--K", str(args.K),
+                          "--repeat", str(args.repeat), "--case", json.dumps(case)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -83,21 +111,22 @@ def main():
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        nonzeros, kind, call = json.loads(args.case)
-        print(json.dumps(run_case(args.n, args.K, nonzeros, kind, call, args.repeat)))
+        case = json.loads(args.case)
+        if case[0] == "memory":
+            print(json.dumps(memory_case(args.n, args.K, *case[1:])))
+        else:
+            print(json.dumps(timing_case(args.n, args.K, *case[1:], args.repeat)))
         return
-    print(f"n={args.n}, K={args.K}, balanced, lam=10, float64; median of {args.repeat} calls")
+    print(f"n={args.n}, K={args.K}, balanced, lam=10, float64; median of {args.repeat} "
+          "interleaved calls")
     print(f"{'targets':<12} {'call':<24} {'input':<15} {'time (s)':>9} {'traced (MiB)':>13} "
           f"{'peak RSS (MiB)':>15}")
     for label, nonzeros in KINDS.items():
         for call in CALLS:
+            times = _child(args, ["timing", nonzeros, call])
             for kind in INPUTS:
-                case = json.dumps([nonzeros, kind, call])
-                out = subprocess.run([sys.executable, __file__, "--n", str(args.n), "--K",
-                                      str(args.K), "--repeat", str(args.repeat), "--case", case],
-                                     capture_output=True, text=True, check=True)
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                print(f"{label:<12} {call:<24} {kind:<15} {r['time_s']:>9.3f} "
+                r = _child(args, ["memory", nonzeros, kind, call])
+                print(f"{label:<12} {call:<24} {kind:<15} {times[kind]:>9.3f} "
                       f"{r['traced_MB']:>13.0f} {r['peak_rss_MB']:>15.0f}", flush=True)
 
 
