@@ -383,8 +383,8 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         ``state``'s ``coef_`` and ``intercept_``.  ``value_and_grad`` maps a
         KL-only :class:`LinearSoftmaxObjective` to the function L-BFGS runs on,
         or ``data`` is ``(X, targets, weights)``."""
-        if not state.pop("_logistic_start", False):
-            return
+        if not state.pop("_logistic_start", False) or self.wasserstein_weight == 0:
+            return          # (the KL-only model needs no start: it is the start)
         kl_only = LinearSoftmaxObjective(objective.loss, 1.0, self.alpha, False, 0.0)
         if value_and_grad is None:
             X, targets, w = data
