@@ -24,8 +24,8 @@ No Flickr data can be had offline; this uses the MovieLens genres in the
   training movies.  The test movies are never seen before the final scoring.
 * **Splits**: 5 random 80 % / 20 % splits of the movies (``--quick``: 2 splits,
   1,000 training movies, at most 40 L-BFGS iterations); every figure is the mean
-  over splits with its 95 % Student-t interval, and each model is also compared with KL split by split
-  (the paired difference and its interval).
+  over splits with its 95 % Student-t interval, and each model is also
+  compared with KL split by split (the paired difference and its interval).
 * **Measures**: the top-K cost ``C_K`` (``sinkhorn_nb.metrics.top_k_cost``) for
   K = 1..10 and the micro-averaged ROC AUC of the predicted measure against the
   genre indicators.
