@@ -77,3 +77,19 @@ def gauge_limit(dtype):
 #: / 1e-5 (float32) relative and a gradient within 1e-2 of its largest entry
 #: (in general about ``gamma * tol``).
 RELAXED_GAMMA_LAM_LIMIT = {F64: 1e7, F32: 1e4}
+
+#: Over-relaxation of the scaling iterations (:mod:`sinkhorn_nb.cpu.acceleration`
+#: and its CUDA twin).  Each row keeps ``OMEGA_STATE`` numbers: its factor
+#: ``omega``, its error at the previous check, a reference error, the iterations
+#: since that reference was set and two ceilings on ``omega``.  ``omega`` starts at
+#: 1 and is raised towards the optimum ``2 / (1 + sqrt(1 - eta))`` for the
+#: contraction rate ``eta`` of the plain iteration, estimated at most
+#: ``OMEGA_ETA_MAX`` (so ``omega <= 1.98``).  A row whose error grows past
+#: ``OMEGA_GROWTH`` times the reference (or is not finite) returns to its last
+#: check; one whose error has not halved from the reference in
+#: ``OMEGA_STALL_ITERATIONS`` iterations carries on; both halve ``omega - 1`` and
+#: lower a ceiling.
+OMEGA_STATE = 6
+OMEGA_ETA_MAX = 0.999999
+OMEGA_GROWTH = 10.0
+OMEGA_STALL_ITERATIONS = 500

@@ -124,6 +124,9 @@ class Plan:
     one_hot_divides : bool
         The closed form of one-hot balanced rows forms ``u = h / G`` (else from
         ``exp(lam M + 1)`` or the logarithm, whichever the dtype's range allows).
+    accelerate : bool
+        The scaling iterations (``sparse``, ``dense``, ``log``) are over-relaxed
+        with a factor chosen per row (:mod:`sinkhorn_nb.cpu.acceleration`).
     """
     variant: str
     gammas: object
@@ -135,6 +138,7 @@ class Plan:
     log: np.ndarray
     sparse_width: int
     one_hot_divides: bool
+    accelerate: bool = False
 
     @property
     def balanced(self):
@@ -190,7 +194,7 @@ def _on_support(support, n_labels):
 
 
 def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h, mass_y,
-              method, tol, kernel_built=False, scalings=True):
+              method, tol, kernel_built=False, scalings=True, acceleration="auto"):
     """Route every row of a validated batch.
 
     Parameters
@@ -217,6 +221,10 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
     scalings : bool, default True
         The caller wants the scalings ``u``, ``v`` of one-hot balanced rows
         (without, the closed form never needs ``G``).
+    acceleration : {"auto", "overrelax", "none"}, default "auto"
+        ``"auto"`` and ``"overrelax"`` over-relax the scaling iterations when
+        ``tol > 0`` (the factor adapts at the convergence checks; ``tol = 0``
+        runs exactly ``max_iter`` plain iterations).
 
     Returns
     -------
@@ -244,16 +252,17 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
             dense = _rows(iterated & ~newton_mask & ~sparse_mask)
     divides = bool(balanced and scalings and multiplicative_range and closed.size > 0
                    and (kernel_built or ONE_HOT_DIVIDE_RATIO * closed.size >= n_labels))
+    accelerate = bool(acceleration != "none" and tol > 0)
     return Plan(variant, gammas, Roles.of(variant, lam, gammas), closed, newton, sparse, dense,
-                log, _width(support, sparse), divides)
+                log, _width(support, sparse), divides, accelerate)
 
 
-def plan_for(measures, kernel, variant, gammas, method, tol, scalings=True):
+def plan_for(measures, kernel, variant, gammas, method, tol, scalings=True, acceleration="auto"):
     """:func:`make_plan` from validated ``measures`` and a
     :class:`~sinkhorn_nb.gibbs.GibbsKernel` (or its device copy)."""
     return make_plan(variant, gammas, kernel.lam, kernel.lam_max_m, measures.dtype,
                      measures.shape[1], measures.support, measures.mass_h, measures.mass_y,
-                     method, tol, kernel.built("G_T"), scalings)
+                     method, tol, kernel.built("G_T"), scalings, acceleration)
 
 
 def force(plan, path, support):

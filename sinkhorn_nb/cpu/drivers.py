@@ -20,9 +20,9 @@ import numba
 import numpy as np
 
 from .. import routing
-from ..core import FAILED, gauge_limit
+from ..core import FAILED, OMEGA_STATE, gauge_limit
 from ..threads import parallel_section, passes_on_one_thread
-from . import balanced, kernels, relaxed
+from . import acceleration, balanced, kernels, relaxed
 
 
 def solve(measures, kernel, plan, controls, tol, init, result, scalings=True):
@@ -72,7 +72,7 @@ def solve(measures, kernel, plan, controls, tol, init, result, scalings=True):
 
 
 def _closed_forms(measures, kernel, plan, result, status, scalings):
-    h, y, r, rows = measures.h, measures.y, result, plan.closed
+    h, r, rows = measures.h, result, plan.closed
     with passes_on_one_thread(rows.size * h.shape[1]):
         if plan.balanced:
             none = np.empty((0, 0), h.dtype)
@@ -83,8 +83,8 @@ def _closed_forms(measures, kernel, plan, result, status, scalings):
                                   kernel.lam_max_m, gauge_limit(h.dtype), scalings, rows, r.loss,
                                   r.grad, r.transport_cost, u, v, r.n_iter, r.err, status)
         else:
-            relaxed.empty_rows(h, y, *plan.gammas, rows, r.loss, r.grad, r.transport_cost, r.u,
-                               r.v, r.n_iter, r.err, status)
+            relaxed.empty_rows(h, *measures.kernel_targets, *plan.gammas, rows, r.loss, r.grad,
+                               r.transport_cost, r.u, r.v, r.n_iter, r.err, status)
 
 
 class _Run:
@@ -97,8 +97,13 @@ class _Run:
         n, K = measures.shape
         self.loop = (controls.max_iter, tol, controls.check_every, result.n_iter, result.err,
                      status)
+        self.log_loop = (controls.max_iter, tol, controls.check_every, plan.accelerate,
+                         result.n_iter, result.err, status)
         self.mass = measures.mass_y if plan.roles.first_is_v else measures.mass_h
         dtype = measures.dtype
+        # the support paths and the outputs read sparse targets as CSR triplets;
+        # the dense and log paths read measures.y (sparse targets densified once)
+        self.targets = measures.kernel_targets
         self.Gv = np.empty((n, K), dtype)      # G v and G^T u at the final scalings
         self.GTu = np.empty((n, K), dtype)
 
@@ -108,10 +113,14 @@ class _Run:
     def iterate(self, path, rows, warm, width):
         # over- and underflow of the multiplicative paths show up as non-finite
         # errors and statuses (the plan hands such rows on), not as NumPy warnings;
-        # a few rows run on one thread (sinkhorn_nb.threads)
-        from ..threads import iterations_on_one_thread
+        # a few rows run on one thread, small dense products on one BLAS thread
+        # (sinkhorn_nb.threads)
+        from ..threads import (BLAS_PARALLEL_MIN_PRODUCT, blas_on_one_thread,
+                               iterations_on_one_thread)
+        K = self.measures.shape[1]
+        small_products = path == "dense" and rows.size * K * K < BLAS_PARALLEL_MIN_PRODUCT
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                iterations_on_one_thread(rows.size):
+                iterations_on_one_thread(rows.size), blas_on_one_thread(small_products):
             getattr(self, path)(rows, warm)
 
     def newton(self, rows, warm):
@@ -119,25 +128,26 @@ class _Run:
         # one scratch slot per thread of Numba's pool (newton_rows picks its own)
         work = k.scratch("newton_work", (5, numba.config.NUMBA_NUM_THREADS, m.shape[1]),
                          np.float64)
-        balanced.newton_rows(m.h, m.y, k.G_T, k.GM_T, rows, r.u, r.v, warm, m.mass_y,
+        balanced.newton_rows(m.h, *self.targets, k.G_T, k.GM_T, rows, r.u, r.v, warm, m.mass_y,
                              self.controls.max_iter, self.tol, r.n_iter, r.err, self.status,
-                             self.Gv, self.GTu,
-                             r.transport_cost, work)
+                             self.Gv, self.GTu, r.transport_cost, work)
 
     def sparse(self, rows, warm):
         m, k, r, roles = self.measures, self.kernel, self.result, self.plan.roles
-        kernels.sparse_scaling_iterations(m.h, m.y, k.G_T, k.GM_T, rows, r.u, r.v, warm,
-                                          roles.exp_a, roles.exp_b, roles.first_is_v, self.mass,
-                                          *self.loop, self.Gv, self.GTu, r.transport_cost)
+        kernels.sparse_scaling_iterations(m.h, *self.targets, k.G_T, k.GM_T, rows, r.u, r.v,
+                                          warm, roles.exp_a, roles.exp_b, roles.first_is_v,
+                                          self.mass, *self.loop, self.Gv, self.GTu,
+                                          r.transport_cost)
 
     def dense(self, rows, warm):
         m, k, r, roles = self.measures, self.kernel, self.result, self.plan.roles
+        accelerate = self.plan.accelerate
         if roles.first_is_v:    # v from y, then u from h
             dense_iterations(m.y, m.h, k.G, k.G_T, rows, r.v, r.u, warm, roles.exp_b,
-                             roles.exp_a, self.mass, *self.loop, self.GTu, self.Gv)
+                             roles.exp_a, self.mass, *self.loop, self.GTu, self.Gv, accelerate)
         else:                   # u from h, then v from y
             dense_iterations(m.h, m.y, k.G_T, k.G, rows, r.u, r.v, warm, roles.exp_a,
-                             roles.exp_b, self.mass, *self.loop, self.Gv, self.GTu)
+                             roles.exp_b, self.mass, *self.loop, self.Gv, self.GTu, accelerate)
         n, K = m.shape
         if rows.size == n:
             GMv = np.dot(r.v, k.GM_T)
@@ -151,11 +161,11 @@ class _Run:
         with passes_on_one_thread(rows.size * m.shape[1]), np.errstate(
                 over="ignore", invalid="ignore", divide="ignore"):
             if self.plan.balanced:
-                balanced.outputs_from_scalings(m.h, m.y, r.u, r.v, self.Gv, self.GTu,
+                balanced.outputs_from_scalings(m.h, *self.targets, r.u, r.v, self.Gv, self.GTu,
                                                self.kernel.lam, rows, r.loss, r.grad,
                                                self.status)
             else:
-                relaxed.outputs_from_scalings(m.h, m.y, r.u, r.v, self.Gv, self.GTu,
+                relaxed.outputs_from_scalings(m.h, *self.targets, r.u, r.v, self.Gv, self.GTu,
                                               self.kernel.lam, *self.plan.gammas, rows, r.loss,
                                               r.grad, self.status)
 
@@ -169,13 +179,13 @@ class _Run:
                 _log_of_rows(r.u, rows, log_u)
             kernels.log_scaling_iterations(m.y, m.h, k.M64_T, k.M64, lam, rows, log_v, log_u,
                                            warm, roles.exp_b, roles.exp_a, self.mass,
-                                           *self.loop)
+                                           *self.log_loop)
         else:                   # u from h, then v from y
             if warm:
                 _log_of_rows(r.v, rows, log_v)
             kernels.log_scaling_iterations(m.h, m.y, k.M64, k.M64_T, lam, rows, log_u, log_v,
                                            warm, roles.exp_a, roles.exp_b, self.mass,
-                                           *self.loop)
+                                           *self.log_loop)
         lse_row, lse_col = np.empty((n, K)), np.empty((n, K))
         kernels.log_marginal_terms(log_u, log_v, k.M64, k.M64_T, lam, lse_row, lse_col, rows,
                                    r.transport_cost)
@@ -188,7 +198,7 @@ class _Run:
 
 
 def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mass, max_iter,
-                     tol, check_every, n_iter, err, status, a_out, b_out):
+                     tol, check_every, n_iter, err, status, a_out, b_out, accelerate=False):
     """Multiplicative Sinkhorn on ``rows``, one BLAS product per half-update.
 
     The roles ``p, q, s, t`` and the error are those of :mod:`sinkhorn_nb.cpu.kernels`:
@@ -199,11 +209,16 @@ def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mas
     scalings go to ``s_out``, ``t_out`` (with ``warm``, ``t_out`` holds the start),
     and the products at the final scalings to ``a_out``, ``b_out``, on ``rows``.
     A cold start where ``q`` has no zero starts every row at ``t = 1``, so the
-    first product is one vector-matrix product shared by all rows.
+    first product is one vector-matrix product shared by all rows.  With
+    ``accelerate`` both updates are over-relaxed, each row with its own factor
+    (:mod:`sinkhorn_nb.cpu.acceleration`).
     """
     m = rows.size
     working = rows.copy()
     S, T, A, B = (np.empty((m, p.shape[1]), s_out.dtype) for _ in range(4))
+    omega_state = np.empty((m, OMEGA_STATE))
+    acceleration.start_omegas(omega_state)
+    checkpoint = np.empty((3, m if accelerate else 0, p.shape[1]), s_out.dtype)
     shared_start = kernels.start_working_rows(q, t_out, warm, working, T)
     it = 0
     while True:
@@ -214,13 +229,15 @@ def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mas
             np.dot(T[:m], K_p, out=A[:m])
         final = it == max_iter
         if final or (tol > 0 and it > 0 and it % check_every == 0):
-            m = kernels.finish_working_rows(p, A, B, S, T, exp_s, mass, it, tol, final, working,
-                                            m, s_out, t_out, a_out, b_out, n_iter, err, status)
+            m = kernels.finish_working_rows(p, q, A, B, S, T, exp_s, exp_t, mass, it, tol, final,
+                                            check_every, accelerate, omega_state, checkpoint,
+                                            working, m, s_out, t_out, a_out, b_out, n_iter, err,
+                                            status)
             if m == 0:
                 return
-        kernels.update_working_rows(p, A, exp_s, working, m, S)
+        kernels.update_working_rows(p, A, exp_s, omega_state, working, m, S)
         np.dot(S[:m], K_q, out=B[:m])
-        kernels.update_working_rows(q, B, exp_t, working, m, T)
+        kernels.update_working_rows(q, B, exp_t, omega_state, working, m, T)
         it += 1
 
 

@@ -39,7 +39,9 @@ Status codes are those of :mod:`sinkhorn_nb.core`; a non-finite error
 import numpy as np
 from numba import njit, prange
 
-from ..core import CONVERGED, FAILED, MAX_ITER
+from ..core import CONVERGED, FAILED, MAX_ITER, OMEGA_STATE
+from .acceleration import (log_overrelaxed, next_omega, overrelaxed_update, start_omega,
+                           translation)
 
 #: Every kernel uses NumPy's floating-point semantics (``x / 0 = inf``, no
 #: ``ZeroDivisionError``), so over/underflow shows up as a non-finite error and
@@ -143,29 +145,44 @@ def start_working_rows(q, start, warm, working, out):
 
 
 @compiled
-def update_working_rows(p, A, exponent, working, m, S):
-    """``S[k] = (p[working[k]] / A[k]) ** exponent`` for the ``m`` working rows."""
+def update_working_rows(p, A, exponent, omega_state, working, m, S):
+    """``S[k] = (p[working[k]] / A[k]) ** exponent`` for the ``m`` working rows,
+    over-relaxed by their factor ``omega_state[k, 0]``
+    (:func:`~sinkhorn_nb.cpu.acceleration.overrelaxed_update`)."""
     for k in range(m):
-        ratio_update(p[working[k]], A[k], exponent, S[k])
+        overrelaxed_update(p[working[k]], A[k], exponent, omega_state[k, 0], S[k])
 
 
 @compiled
-def finish_working_rows(p, A, B, S, T, exponent, mass, it, tol, final, working, m, s_out,
-                        t_out, a_out, b_out, n_iter, err, status):
+def finish_working_rows(p, q, A, B, S, T, exp_s, exp_t, mass, it, tol, final, check_every,
+                        accelerate, omega_state, checkpoint, working, m, s_out, t_out, a_out,
+                        b_out, n_iter, err, status):
     """The convergence check of the batched path, on its ``m`` working rows
     (``working[k]`` is the batch row of working row ``k``).
 
     Rows whose error (:func:`ratio_error`) is below ``tol`` or not finite, and
     every row when ``final``, are written to their row ``working[k]`` of the outputs
     (scalings ``S``, ``T``, products ``A``, ``B``, ``n_iter = it``, error,
-    status); the others are moved to the front of the working arrays.  Returns
-    the number of rows still iterating.
+    status); the others are moved to the front of the working arrays.  With
+    ``accelerate``, a row still iterating updates its over-relaxation state
+    ``omega_state[k]`` (:func:`~sinkhorn_nb.cpu.acceleration.next_omega`) and
+    either returns to ``checkpoint[:, k]`` when it diverged, or takes the
+    optimal common factor of its scalings (the relaxed variant,
+    :func:`~sinkhorn_nb.cpu.acceleration.translation`) and saves ``S``, ``T``,
+    ``A`` into ``checkpoint[:, k]``.  Returns the number of rows still iterating.
     """
+    translate = accelerate and (exp_s != 1.0 or exp_t != 1.0)
     keep = 0
     for k in range(m):
         r = working[k]
-        e = ratio_error(p[r], A[k], S[k], exponent, mass[r])
-        if final or e < tol or not np.isfinite(e):
+        e = ratio_error(p[r], A[k], S[k], exp_s, mass[r])
+        back = accelerate and not final and not e < tol and next_omega(omega_state[k], e,
+                                                                        check_every)
+        if back:                    # diverged while over-relaxed: to the last check
+            S[k] = checkpoint[0, k]
+            T[k] = checkpoint[1, k]
+            A[k] = checkpoint[2, k]
+        elif final or e < tol or not np.isfinite(e):
             s_out[r] = S[k]
             t_out[r] = T[k]
             a_out[r] = A[k]
@@ -173,14 +190,34 @@ def finish_working_rows(p, A, B, S, T, exponent, mass, it, tol, final, working, 
             n_iter[r] = it
             err[r] = e
             status[r] = row_status(e, tol)
-        else:
-            if keep != k:
-                S[keep] = S[k]
-                T[keep] = T[k]
-                A[keep] = A[k]
-                working[keep] = r
-            keep += 1
+            continue
+        elif accelerate:
+            if translate:
+                shift_scalings(p[r], S[k], q[r], T[k], A[k], exp_s, exp_t)
+            checkpoint[0, k] = S[k]
+            checkpoint[1, k] = T[k]
+            checkpoint[2, k] = A[k]
+        if keep != k:
+            S[keep] = S[k]
+            T[keep] = T[k]
+            A[keep] = A[k]
+            working[keep] = r
+            if accelerate:
+                omega_state[keep] = omega_state[k]
+                checkpoint[:, keep] = checkpoint[:, k]
+        keep += 1
     return keep
+
+
+@compiled
+def shift_scalings(p, s, q, t, a, exp_s, exp_t):
+    """``s *= c``, ``t /= c`` and ``a /= c`` (``a`` is ``t`` times the kernel) for the
+    common factor ``c`` of :func:`~sinkhorn_nb.cpu.acceleration.translation`."""
+    c = np.exp(translation(p, s, q, t, exp_s, exp_t, False))
+    if np.isfinite(c) and c > 0:
+        s *= c
+        t /= c
+        a /= c
 
 
 @compiled
@@ -220,10 +257,40 @@ def matrix_vector(matrix, x, out):
         out[k] = dot(matrix[k], x)
 
 
+@compiled
+def target_support(y, y_indptr, y_indices, y_data, r):
+    """The support of target row ``r`` and its values, ``(index, values)``.
+
+    The targets are ``y`` when it has rows, else the CSR triplets ``(y_indptr,
+    y_indices, y_data)`` (row ``r`` holds ``y_data[p]`` at label ``y_indices[p]``
+    for ``y_indptr[r] <= p < y_indptr[r + 1]``, labels ascending, no stored
+    zeros): the support is then read as it is, in ``O(s)``, without a pass over
+    the row's ``K`` labels.  Every kernel that reads targets on the support takes
+    them in this form (:attr:`sinkhorn_nb.validation.Measures.kernel_targets`).
+    """
+    if y.shape[0] > 0:
+        index = np.flatnonzero(y[r])
+        return index, y[r][index]
+    return y_indices[y_indptr[r]:y_indptr[r + 1]], y_data[y_indptr[r]:y_indptr[r + 1]]
+
+
+@compiled
+def target_row(y, y_indptr, y_indices, y_data, r):
+    """Target row ``r`` as a length-``K`` array: ``y[r]`` (a view) when ``y`` has
+    rows, else a new array scattered from the CSR triplets (see
+    :func:`target_support`), for kernels that read every label of a row."""
+    if y.shape[0] > 0:
+        return y[r]
+    row = np.zeros(y.shape[1], y_data.dtype)
+    for p in range(y_indptr[r], y_indptr[r + 1]):
+        row[y_indices[p]] = y_data[p]
+    return row
+
+
 @parallel
-def sparse_scaling_iterations(h, y, G_T, GM_T, rows, u_out, v_out, warm, exp_a, exp_b,
-                              first_is_v, mass, max_iter, tol, check_every, n_iter, err,
-                              status, gv_out, gtu_out, cost):
+def sparse_scaling_iterations(h, y, y_indptr, y_indices, y_data, G_T, GM_T, rows, u_out,
+                              v_out, warm, exp_a, exp_b, first_is_v, mass, max_iter, tol,
+                              check_every, n_iter, err, status, gv_out, gtu_out, cost):
     r"""Multiplicative Sinkhorn on ``rows``, restricted to each target's support.
 
     ``v_j = 0`` wherever ``y_j = 0`` (both variants), so with ``S = supp(y)``
@@ -234,6 +301,8 @@ def sparse_scaling_iterations(h, y, G_T, GM_T, rows, u_out, v_out, warm, exp_a, 
     cost ``O(K |S|)`` per row and iteration instead of ``O(K^2)``: the rows
     ``G_T[S]`` are gathered once per row and every product is a short sum of
     contiguous rows.  Rows run in parallel (``prange``) and stop independently.
+    The targets are ``y`` or, when ``y`` has no rows, the CSR triplets
+    (:func:`target_support`): sparse targets are never densified.
 
     Update order, exponents, start, error and status are those of the dense
     path (:func:`sinkhorn_nb.cpu.drivers.dense_iterations`; ``first_is_v``: the
@@ -245,9 +314,8 @@ def sparse_scaling_iterations(h, y, G_T, GM_T, rows, u_out, v_out, warm, exp_a, 
     K = h.shape[1]
     for k in prange(rows.size):
         r = rows[k]
-        support = np.flatnonzero(y[r])
+        support, ys = target_support(y, y_indptr, y_indices, y_data, r)
         Gs = G_T[support]                    # (s, K): G[:, j] for j in S, contiguous
-        ys = y[r][support]
         hr = h[r]
         u = np.empty(K, dtype=u_out.dtype)
         start_scaling(hr, u_out[r], warm, u)
@@ -313,7 +381,7 @@ def log_sum_exp(values, index, cost_row, lam):
 
 @parallel
 def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s, exp_t,
-                           mass, max_iter, tol, check_every, n_iter, err, status):
+                           mass, max_iter, tol, check_every, accelerate, n_iter, err, status):
     r"""Log-domain Sinkhorn on ``rows``, row by row over the supports of ``p`` and ``q``.
 
     Works on the log-scalings (``lam`` times the dual potentials) and never forms
@@ -328,7 +396,9 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
     ``C_q = C_p.T``.  ``log_s`` and ``log_t`` are ``(n, K)`` float64 arrays, written
     on ``rows`` (``-inf`` off the supports); with ``warm``, ``log_t`` holds the
     starting point on entry (non-finite entries start at 0).  The error, status
-    and start are those of the dense path.
+    and start are those of the dense path; with ``accelerate`` the updates are
+    over-relaxed, ``log s <- log s + omega (log s+ - log s)``
+    (:mod:`sinkhorn_nb.cpu.acceleration`).
     """
     K = p.shape[1]
     for k in prange(rows.size):
@@ -340,6 +410,9 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
         for i in sup_q:
             lt[i] = log_t[r, i] if warm and np.isfinite(log_t[r, i]) else 0.0
         lse = np.empty(K)
+        state = np.empty(OMEGA_STATE)
+        start_omega(state)
+        saved_s, saved_t, saved_lse = np.empty(K), np.empty(K), np.empty(K)
         it = 0
         e = np.inf
         while True:
@@ -354,12 +427,31 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
                                                + (1.0 - exp_s) * lse[j]))
                     marginal += now
                 e = change / max(mass[r], marginal)
-                if it == max_iter or e < tol or not np.isfinite(e):
+                if it == max_iter or e < tol:
                     break
+                if accelerate and next_omega(state, e, check_every):
+                    ls[:] = saved_s         # diverged while over-relaxed: to the last check
+                    lt[:] = saved_t
+                    lse[:] = saved_lse
+                elif not np.isfinite(e):
+                    break
+                elif accelerate:
+                    shift = translation(p[r], ls, q[r], lt, exp_s, exp_t, True)
+                    if np.isfinite(shift):     # the relaxed variant's common factor
+                        for j in sup_p:
+                            ls[j] += shift
+                            lse[j] -= shift
+                        for i in sup_q:
+                            lt[i] -= shift
+                    saved_s[:] = ls
+                    saved_t[:] = lt
+                    saved_lse[:] = lse
+            omega = state[0]
             for j in sup_p:
-                ls[j] = exp_s * (np.log(p[r, j]) - lse[j])
+                ls[j] = log_overrelaxed(ls[j], exp_s * (np.log(p[r, j]) - lse[j]), omega)
             for i in sup_q:
-                lt[i] = exp_t * (np.log(q[r, i]) - log_sum_exp(ls, sup_p, C_q[i], lam))
+                plain = exp_t * (np.log(q[r, i]) - log_sum_exp(ls, sup_p, C_q[i], lam))
+                lt[i] = log_overrelaxed(lt[i], plain, omega)
             it += 1
         log_s[r] = ls
         log_t[r] = lt
