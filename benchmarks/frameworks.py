@@ -226,15 +226,18 @@ def _rows(title, timings, ours, baselines):
     return lines
 
 
-def _interleaved(cases, repeat):
-    """Median of each callable, timed in turns (one run of each per round)."""
+def _interleaved(cases, repeat, seed=0):
+    """Median of each callable, timed in turns: one run of each per round, in an
+    order shuffled every round (a fixed order favours some positions)."""
     for fn in cases.values():
         fn()
-    times = {name: [] for name in cases}
+    rng = np.random.default_rng(seed)
+    names = list(cases)
+    times = {name: [] for name in names}
     for _ in range(repeat):
-        for name, fn in cases.items():
+        for name in rng.permutation(names):
             start = time.perf_counter()
-            fn()
+            cases[name]()
             times[name].append(time.perf_counter() - start)
     return {name: float(np.median(t)) for name, t in times.items()}
 
