@@ -77,11 +77,33 @@ def passes_on_one_thread(entries):
     return one_thread_if(entries < PARALLEL_MIN_ENTRIES)
 
 
-def blas_on_one_thread():
+#: The dense path's BLAS products of fewer multiply-adds (rows x K x K) run on one
+#: BLAS thread.  Measured on 2 cores under load (load average 6-7), 30 dense
+#: iterations: 64 rows x K = 256 (4.2 million per product) took 41-49 ms (median)
+#: on one BLAS thread against 172-221 ms on two; 256 rows x K = 1000 (256
+#: million) took 2.3 s against 3.3-5.2 s, but such products can use a second
+#: core on an idle machine, so they keep the BLAS library's setting.
+BLAS_PARALLEL_MIN_PRODUCT = 2 ** 24
+
+_CONTROLLER = []
+
+
+def _controller():
+    """One ``threadpoolctl.ThreadpoolController`` per process (building it scans
+    the loaded libraries; limiting through it costs microseconds)."""
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
+def blas_on_one_thread(small=True):
     """Limit the BLAS libraries loaded in this process to one thread for the
-    enclosed block (``threadpoolctl``, a dependency of scikit-learn)."""
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=1, user_api="blas")
+    enclosed block when ``small`` is true (``threadpoolctl``, a dependency of
+    scikit-learn)."""
+    if not small:
+        return contextlib.nullcontext()
+    return _controller().limit(limits=1, user_api="blas")
 
 
 def iterations_on_one_thread(rows):

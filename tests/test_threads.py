@@ -121,3 +121,31 @@ def test_thresholds():
     pool = numba.get_num_threads()
     with threads.iterations_on_one_thread(threads.ITERATION_PARALLEL_MIN_ROWS):
         assert numba.get_num_threads() == pool
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_small_dense_products_run_on_one_blas_thread(monkeypatch):
+    default = _blas_threads()
+    seen = []
+    original = drivers._Run.dense
+
+    def spy(self, rows, warm):
+        seen.append((rows.size, _blas_threads()))
+        return original(self, rows, warm)
+    monkeypatch.setattr(drivers._Run, "dense", spy)
+    h, y = _rows(4, "dense")
+    solve_on_path("dense", "balanced", h, y, snb.ground_metric.ordinal(K), 20.0)
+    assert seen == [(4, {1})]
+    assert _blas_threads() == default                   # restored afterwards
+    # products of at least BLAS_PARALLEL_MIN_PRODUCT multiply-adds keep the setting
+    n = 16
+    big = int(np.ceil(np.sqrt(threads.BLAS_PARALLEL_MIN_PRODUCT / n)))
+    rng = np.random.default_rng(1)
+    h, y = rng.dirichlet(np.ones(big), size=n), rng.dirichlet(np.ones(big), size=n)
+    solve_on_path("dense", "balanced", h, y, snb.ground_metric.ordinal(big), 20.0,
+                  max_iter=2, tol=0.0)
+    assert seen[-1] == (n, default)
