@@ -59,7 +59,7 @@ def losses_demo(args):
 def _experiment_help():
     from .experiments import CATALOG
     lines = ["experiments (run time on 2 cores under load, --quick / full size; the first "
-             "run of a fresh install compiles the kernels once, 30-45 s more):"]
+             "run of a fresh install compiles the kernels once, up to 30-45 s more):"]
     for name, (what, quick, full) in CATALOG.items():
         lines.append(f"  {name:<8} {what} ({quick} / {full})")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import importlib
 #: name -> (what it reproduces, run time with --quick, at full size): the quick
 #: times are the range over 2-3 runs on 2 cores with other processes keeping the
 #: load average at 4-7, with the compile cache warm (a first run compiles the
-#: kernels once: 30-45 s more); the full sizes were each run once.
+#: kernels once: up to 30-45 s more); the full sizes were each run once.
 CATALOG = {
     "noise": ("Fig. 2: training labels switched to nearby classes; W and W + KL vs KL",
               "8-24 s", "about 16 min"),
