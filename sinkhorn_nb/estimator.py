@@ -25,9 +25,6 @@ from ._training import MinibatchOptimizer, minimize_lbfgs
 from .validation import caller_stacklevel, check_ground_metric, check_sample_weight
 
 SOLVERS = ("lbfgs", "sgd", "adam")
-#: L-BFGS iteration cap of the ``init="logistic"`` start (a convex problem; it
-#: costs no transport solve).
-LOGISTIC_START_MAX_ITER = 500
 INITS = ("logistic", "zeros", "random")
 
 
@@ -180,8 +177,9 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         Starting point of ``fit`` (and of the first ``partial_fit`` call) when
         not warm-started.  ``"logistic"`` first fits the KL-only model (the same
         softmax model, L2 penalty and sample weights; multinomial logistic
-        regression for class labels) by L-BFGS from zeros, at the cost of no
-        transport solve, then trains on the full objective from there.
+        regression for class labels) by L-BFGS from zeros (at most ``max_iter``
+        iterations, at the cost of no transport solve), then trains on the full
+        objective from there.
         ``"zeros"`` starts from zero weights (the uniform prediction),
         ``"random"`` from small Gaussian weights drawn with ``random_state``.
         Through the softmax the Wasserstein loss is not convex: with
@@ -396,8 +394,7 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
         else:
             function = value_and_grad(kl_only)
         coef, intercept, n_iter, _ = minimize_lbfgs(
-            function, state["coef_"], state["intercept_"], max_iter=LOGISTIC_START_MAX_ITER,
-            tol=self.tol)
+            function, state["coef_"], state["intercept_"], max_iter=self.max_iter, tol=self.tol)
         state.update(coef_=coef, intercept_=intercept, init_n_iter_=n_iter)
 
     def _set(self, state):
