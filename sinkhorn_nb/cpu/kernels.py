@@ -267,11 +267,13 @@ def target_support(y, y_indptr, y_indices, y_data, r):
     zeros): the support is then read as it is, in ``O(s)``, without a pass over
     the row's ``K`` labels.  Every kernel that reads targets on the support takes
     them in this form (:attr:`sinkhorn_nb.validation.Measures.kernel_targets`).
+    Both are new arrays of ``s`` entries, owned by the thread that solves the row.
     """
     if y.shape[0] > 0:
         index = np.flatnonzero(y[r])
         return index, y[r][index]
-    return y_indices[y_indptr[r]:y_indptr[r + 1]], y_data[y_indptr[r]:y_indptr[r + 1]]
+    start, end = y_indptr[r], y_indptr[r + 1]
+    return y_indices[start:end].copy(), y_data[start:end].copy()
 
 
 @compiled
