@@ -234,26 +234,6 @@ def test_warm_started_scalings_save_sinkhorn_iterations():
                                atol=1e-3)
 
 
-def test_demo_runs(tmp_path):
-    from sinkhorn_nb import demo
-    rows, profiles = demo.run_digits(test_size=0.5)
-    assert [r["model"] for r in rows][0].startswith("KL")
-    assert all(r["accuracy"] > 0.9 for r in rows)
-    assert profiles["W, p=1"].shape == (10, 10)
-    np.testing.assert_allclose(profiles["W, p=1"].sum(axis=1), 1.0)
-    # the figure's caption: more mass on neighbours (k +- 1, k +- 2) than KL, the more
-    # so the larger p, while the most probable digit stays the true one
-    near = np.abs(np.arange(10)[:, None] - np.arange(10)[None, :])
-    near = (near >= 1) & (near <= 2)
-    mass = [float((P * near).sum(axis=1).mean()) for P in profiles.values()]
-    assert list(profiles)[0].startswith("KL") and np.all(np.diff(mass) > 0), mass
-    for P in profiles.values():
-        np.testing.assert_array_equal(P.argmax(axis=1), np.arange(10))
-    pytest.importorskip("matplotlib")
-    demo.plot_profiles(profiles, tmp_path / "fig.png")
-    assert (tmp_path / "fig.png").stat().st_size > 10000
-
-
 def test_kl_only_baseline_is_logistic_regression(digits):
     """wasserstein_weight=0: the same model trained on KL alone, which for class
     labels is multinomial logistic regression with the same L2 penalty."""
