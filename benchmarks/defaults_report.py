@@ -3,7 +3,7 @@ scikit-learn's ``LogisticRegression``, on the data sets the defaults are chosen 
 
 Run ``python benchmarks/defaults_report.py [--datasets digits,iris,...]
 [--configs table|grid|NAME,...] [--splits 5] [--json FILE]`` (the seven data
-sets with the table's models: about 3 minutes on 2 cores).  Every model is fitted with the
+sets with the table's models: 3 minutes on 2 cores under load).  Every model is fitted with the
 estimator's defaults except the parameters its configuration names; the
 ``LogisticRegression`` baseline uses scikit-learn's defaults (``max_iter`` raised
 so that it converges).  Each data set is one fixed split (seed 0), with the same

@@ -222,9 +222,9 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     experiments (5,000 MNIST digits, the label-noise problem, MovieLens genres):
     against ``LogisticRegression`` with its defaults, the expected ground
     distance :math:`\sum_k h_k M_{k,y}` is lower on every data set, while top-1
-    accuracy is lower on six of the seven, by 0.3-1.0 points (0.3 higher on
-    MNIST); the quickstart page has the table, and a comparison with logistic
-    regression under the same L2 penalty.
+    accuracy is lower on five of the seven, by 0.3-1.0 points (equal on the
+    MovieLens genres, 0.2 higher on MNIST); the quickstart page has the table,
+    and a comparison with logistic regression under the same L2 penalty.
     Pure W (``kl_weight=0``) is the paper's loss: it gives the lowest expected
     distance where the label geometry matters most (MNIST with the ordinal
     metric, MovieLens genres), at about the same accuracy, but its top-1
