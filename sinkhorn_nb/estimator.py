@@ -192,7 +192,8 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
     verbose : int, default 0
         Every ``verbose`` iterations (epochs for the minibatch solvers), print one
         line: the objective, the norm of its gradient, the Sinkhorn iterations
-        spent since the last line and the elapsed time.
+        spent since the last line and the elapsed time; and one line when the
+        ``"logistic"`` start is done.
 
     Attributes
     ----------
@@ -393,9 +394,13 @@ class WassersteinClassifier(ClassifierMixin, BaseEstimator):
                 coef, intercept, X, targets, w)
         else:
             function = value_and_grad(kl_only)
+        start = time.perf_counter()
         coef, intercept, n_iter, _ = minimize_lbfgs(
             function, state["coef_"], state["intercept_"], max_iter=self.max_iter, tol=self.tol)
         state.update(coef_=coef, intercept_=intercept, init_n_iter_=n_iter)
+        if self.verbose:
+            print(f"[WassersteinClassifier] logistic start: {n_iter} L-BFGS iterations on the "
+                  f"KL loss  {time.perf_counter() - start:7.2f}s", flush=True)
 
     def _set(self, state):
         """Assign the fitted attributes of a completed fit."""

@@ -208,7 +208,8 @@ def test_verbose_reports_progress(digits, capsys):
     X, y = digits
     with pytest.warns(ConvergenceWarning):
         snb.WassersteinClassifier(max_iter=3, verbose=1).fit(X, y)
-    lines = capsys.readouterr().out.splitlines()
+    start, *lines = capsys.readouterr().out.splitlines()
+    assert start.startswith("[WassersteinClassifier] logistic start: 3 L-BFGS iterations")
     assert len(lines) == 3 and lines[0].startswith("[WassersteinClassifier] iter    1")
     for line in lines:
         assert "objective" in line and "|grad|" in line and "sinkhorn iterations" in line
