@@ -13,8 +13,9 @@ points-in-the-plane metric, float64), three inputs:
 
 Two calls are timed: ``WassersteinLoss(M, lam)(h, y)`` (value and gradient, the
 training call) and ``sinkhorn(h, y, M, lam)`` (the full result with scalings).
-Reported: the median time of ``--repeat`` calls after one untimed call (the three
-inputs in one process, their calls interleaved: the machine may be shared); and,
+Reported: the median wall-clock and CPU time (all threads) of ``--repeat`` calls
+after one untimed call (the three inputs in one process, their calls
+interleaved: on a shared machine the CPU time is the steadier figure); and,
 with each input in a process of its own, the peak of one call's traced
 allocations (``tracemalloc``: NumPy and SciPy arrays, not Numba's scratch) and
 the process's peak resident memory (inputs, result and everything else, from
@@ -90,10 +91,10 @@ def timing_case(n, K, nonzeros, call, repeat):
     times = {kind: [] for kind in INPUTS}
     for _ in range(repeat):
         for kind in INPUTS:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             _call(snb, loss, M, h, inputs[kind], call, kind)
-            times[kind].append(time.perf_counter() - start)
-    return {kind: float(np.median(t)) for kind, t in times.items()}
+            times[kind].append((time.perf_counter() - start, time.process_time() - cpu))
+    return {kind: np.median(t, axis=0).tolist() for kind, t in times.items()}
 
 
 def _child(args, case):
@@ -119,14 +120,15 @@ def main():
         return
     print(f"n={args.n}, K={args.K}, balanced, lam=10, float64; median of {args.repeat} "
           "interleaved calls")
-    print(f"{'targets':<12} {'call':<24} {'input':<15} {'time (s)':>9} {'traced (MiB)':>13} "
-          f"{'peak RSS (MiB)':>15}")
+    print(f"{'targets':<12} {'call':<24} {'input':<15} {'time (s)':>9} {'CPU (s)':>8} "
+          f"{'traced (MiB)':>13} {'peak RSS (MiB)':>15}")
     for label, nonzeros in KINDS.items():
         for call in CALLS:
             times = _child(args, ["timing", nonzeros, call])
             for kind in INPUTS:
                 r = _child(args, ["memory", nonzeros, kind, call])
-                print(f"{label:<12} {call:<24} {kind:<15} {times[kind]:>9.3f} "
+                wall, cpu = times[kind]
+                print(f"{label:<12} {call:<24} {kind:<15} {wall:>9.3f} {cpu:>8.3f} "
                       f"{r['traced_MB']:>13.0f} {r['peak_rss_MB']:>15.0f}", flush=True)
 
 
