@@ -13,6 +13,7 @@ CONVERGED, MAX_ITER, FAILED = 0, 1, 2
 
 VARIANTS = ("balanced", "relaxed")
 METHODS = ("auto", "multiplicative", "log")
+ACCELERATIONS = ("auto", "overrelax", "none")
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 

@@ -39,7 +39,7 @@ class WassersteinLoss:
         ``ValueError``.
     device : {"cpu", "cuda", "auto"}, default "cpu"
         Keyword-only.
-    max_iter, tol, check_every, method
+    max_iter, tol, check_every, method, acceleration
         Solver controls, as in :func:`sinkhorn`.
     renormalize : bool, default False
         Balanced variant only (``True`` with ``variant="relaxed"`` raises
@@ -87,14 +87,14 @@ class WassersteinLoss:
 
     def __init__(self, M, lam, variant="balanced", gamma_a=None, gamma_b=None, *,
                  device="cpu", max_iter=1000, tol=None, check_every=10, method="auto",
-                 renormalize=False):
+                 acceleration="auto", renormalize=False):
         self.variant = check_variant(variant)
         self._M = self._own_metric(on_host(M, "M"))
         self.lam = check_lam(lam)
         check_lam_times_metric(self.lam, float(self._M.max()))
         self.gamma_a, self.gamma_b = check_gammas(self.variant, gamma_a, gamma_b, self.lam)
         self.device = resolve_device(device)
-        self.controls = check_controls(max_iter, tol, check_every, method)
+        self.controls = check_controls(max_iter, tol, check_every, method, acceleration)
         self.renormalize = check_renormalize(self.variant, renormalize)
         self._kernels = GibbsKernels(self.M, self.lam)
 
@@ -117,6 +117,7 @@ class WassersteinLoss:
     tol = property(lambda self: self.controls.tol)
     check_every = property(lambda self: self.controls.check_every)
     method = property(lambda self: self.controls.method)
+    acceleration = property(lambda self: self.controls.acceleration)
 
     @property
     def gammas(self):
@@ -202,7 +203,7 @@ class WassersteinLoss:
         kernel = self._kernels.get(measures.dtype)
         tol = self.controls.tol_for(measures.dtype)
         plan = plan_for(measures, kernel, self.variant, self.gammas, self.controls.method, tol,
-                        scalings)
+                        scalings, self.controls.acceleration)
         # when every row is a closed form and no scalings are wanted (or given),
         # none are allocated
         allocate = scalings or init is not None or not (plan.balanced and plan.all_closed)

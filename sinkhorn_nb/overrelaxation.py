@@ -52,11 +52,12 @@ The functions here are plain Python on scalars and 1-D state rows, calling no
 other function (the backends compile each one on its own):
 :mod:`sinkhorn_nb.cpu.acceleration` compiles them with ``@njit`` and
 :mod:`sinkhorn_nb.cuda.acceleration` as CUDA device functions, so the two
-backends run the same rule.  A row's state is ``OMEGA_STATE`` float64 numbers (:func:`start_omega`): its
-factor, its error at the previous check, its reference error, the iterations
-since the reference was set, and two ceilings on the factor: one lowered by
-divergence (far from the fixed point, where the iteration is not linear; it
-returns to 2 when the error halves) and one lowered by crawling (for good).  The constants live in :mod:`sinkhorn_nb.core` (Numba
+backends run the same rule.  A row's state is ``OMEGA_STATE`` float64 numbers
+(:func:`start_omega`): its factor, its error at the previous check, its
+reference error, the iterations since the reference was set, and two ceilings
+on the factor: one lowered by divergence (far from the fixed point, where the
+iteration is not linear; it returns to 2 when the error halves) and one lowered
+by crawling (for good).  The constants live in :mod:`sinkhorn_nb.core` (Numba
 freezes them into the compiled code).
 """
 import math
@@ -156,3 +157,13 @@ def translation_step(log_sum_s, log_sum_t, exp_s, exp_t):
     if kappa <= 0.0:
         return 0.0
     return (log_sum_s - log_sum_t) / kappa
+
+
+def stage_exponent(exponent, ratio):
+    """The exponent ``gamma lam' / (gamma lam' + 1)`` of a relaxed update at
+    ``lam' = ratio * lam``, given the exponent at ``lam``; 1 (balanced) stays 1.
+    For the stages of lam-continuation (:func:`sinkhorn_nb.routing.make_plan`)."""
+    if exponent >= 1.0:
+        return 1.0
+    x = exponent / (1.0 - exponent) * ratio
+    return x / (x + 1.0)

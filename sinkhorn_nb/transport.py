@@ -20,7 +20,7 @@ class _OneCallLoss(WassersteinLoss):
 
 
 def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="auto",
-             renormalize=False, device="cpu"):
+             acceleration="auto", renormalize=False, device="cpu"):
     r"""Smoothed (entropic, balanced) optimal transport loss and its gradient.
 
     For each row, with :math:`G = e^{-\lambda M - 1}`,
@@ -74,6 +74,17 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
         (:mod:`sinkhorn_nb.routing` decides every path).
         ``"multiplicative"`` runs the Sinkhorn iteration whatever ``lam`` (still
         with the fallback); ``"log"`` always runs the log-domain path.
+    acceleration : {"auto", "overrelax", "none"}, default "auto"
+        ``"auto"`` and ``"overrelax"`` over-relax the Sinkhorn iteration,
+        :math:`u \leftarrow u^{1-\omega} (h \oslash G v)^{\omega}` (likewise
+        ``v``), with a factor :math:`1 \le \omega < 2` chosen per row from the
+        observed rate at every convergence check, and, for the relaxed variant,
+        set the common factor of the scalings to its optimum in closed form at
+        every check (:mod:`sinkhorn_nb.overrelaxation`).  The fixed point, hence
+        the loss and gradient, is the same; it is reached in far fewer
+        iterations as ``lam * max(M)`` (or ``gamma * lam``) grows.  ``"none"``
+        runs the plain iteration of the paper.  With ``tol=0`` (no checks) the
+        iteration is always the plain one.
     renormalize : bool, default False
         Rescale each row of ``h`` and ``y`` to unit mass (on copies) instead of
         requiring ``sum(h) == sum(y)`` to a relative 1e-6 (float64) / 1e-4
@@ -144,12 +155,13 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
     True
     """
     engine = _OneCallLoss(M, lam, "balanced", device=device, max_iter=max_iter, tol=tol,
-                          check_every=check_every, method=method, renormalize=renormalize)
+                          check_every=check_every, method=method, acceleration=acceleration,
+                          renormalize=renormalize)
     return engine._solve(h, y, None, "sinkhorn")
 
 
 def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, tol=None,
-                     check_every=10, method="auto", device="cpu"):
+                     check_every=10, method="auto", acceleration="auto", device="cpu"):
     r"""Relaxed (unbalanced, KL-penalized) transport loss and its gradient.
 
     For unnormalized non-negative ``h`` and ``y``, with
@@ -182,7 +194,7 @@ def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, t
         ``gamma * lam`` may be at most 1e7 in float64 (1e4 in float32): beyond,
         the scaling iteration cannot resolve the penalty and the gradient loses
         its digits, so such gammas raise (use :func:`sinkhorn` instead).
-    max_iter, tol, check_every, method, device
+    max_iter, tol, check_every, method, acceleration, device
         As in :func:`sinkhorn` (Newton's method is for the balanced variant only);
         here the error is :math:`\|(u - u^{+})\odot Gv\|_1/\max(\|h\|_1,
         \|u \odot Gv\|_1)`, the relative change of the row marginal an update of
@@ -228,5 +240,6 @@ def sinkhorn_relaxed(h, y, M, lam, gamma_a=1.0, gamma_b=1.0, *, max_iter=1000, t
     True
     """
     engine = _OneCallLoss(M, lam, "relaxed", gamma_a, gamma_b, device=device,
-                          max_iter=max_iter, tol=tol, check_every=check_every, method=method)
+                          max_iter=max_iter, tol=tol, check_every=check_every, method=method,
+                          acceleration=acceleration)
     return engine._solve(h, y, None, "sinkhorn_relaxed")

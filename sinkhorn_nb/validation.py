@@ -22,7 +22,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit
 
-from .core import (BALANCED_MASS_RTOL, DEFAULT_TOL, LAM_M_LIMIT, METHODS, VARIANTS,
+from .core import (ACCELERATIONS, BALANCED_MASS_RTOL, DEFAULT_TOL, LAM_M_LIMIT, METHODS, VARIANTS,
                    compute_dtype)
 from .cpu.scan import all_finite as _all_finite
 from .cpu.scan import scale_rows, scan_measures, scan_sparse_measures
@@ -172,12 +172,13 @@ class Controls:
     tol: float
     check_every: int
     method: str
+    acceleration: str = "auto"
 
     def tol_for(self, dtype):
         return DEFAULT_TOL[np.dtype(dtype)] if self.tol is None else self.tol
 
 
-def check_controls(max_iter, tol, check_every, method):
+def check_controls(max_iter, tol, check_every, method, acceleration="auto"):
     """Validate the convergence controls shared by both variants."""
     max_iter = check_integer(max_iter, "max_iter", 1)
     check_every = check_integer(check_every, "check_every", 1)
@@ -189,7 +190,8 @@ def check_controls(max_iter, tol, check_every, method):
         tol = float(tol)
         if not np.isfinite(tol) or tol < 0:
             raise ValueError(f"tol must be finite and >= 0, got {tol}")
-    return Controls(max_iter, tol, check_every, check_choice(method, "method", METHODS))
+    return Controls(max_iter, tol, check_every, check_choice(method, "method", METHODS),
+                    check_choice(acceleration, "acceleration", ACCELERATIONS))
 
 
 def check_variant(variant):

@@ -22,7 +22,8 @@ def plan_of(loss, h, y):
     kernel = loss.kernel(measures.dtype)
     tol = loss.controls.tol_for(measures.dtype)
     return measures, kernel, routing.plan_for(measures, kernel, loss.variant, loss.gammas,
-                                              loss.controls.method, tol)
+                                              loss.controls.method, tol,
+                                              acceleration=loss.controls.acceleration)
 
 
 def solve_plan(loss, measures, kernel, plan, init=None):

@@ -73,8 +73,10 @@ def reference_relaxed(h, y, M, lam, gamma_a, gamma_b, max_iter=200000, tol=1e-15
     pos = plan > 0
     loss = ((plan * M).sum() + (plan[pos] * np.log(plan[pos])).sum() / lam
             + gamma_a * kl(row, h) + gamma_b * kl(col, y))
-    with np.errstate(divide="ignore"):
-        grad = np.where(h > 0, gamma_a * (1 - row / np.where(h > 0, h, 1)), -np.inf)
+    # the gradient from the potential alpha = log u / lam (equal to
+    # gamma_a (1 - row / h) at the optimum, and the accurate form before it)
+    grad = np.full(h.size, -np.inf)
+    grad[I] = -gamma_a * np.expm1(-f / (lam * gamma_a))
     return loss, grad, plan
 
 

@@ -15,6 +15,7 @@ overrelaxed = compiled(rule.overrelaxed)
 log_overrelaxed = compiled(rule.log_overrelaxed)
 translation_kappa = compiled(rule.translation_kappa)
 translation_step = compiled(rule.translation_step)
+stage_exponent = compiled(rule.stage_exponent)
 
 
 @compiled

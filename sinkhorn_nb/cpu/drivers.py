@@ -95,10 +95,8 @@ class _Run:
         self.result, self.status = result, status
         self.controls, self.tol = controls, tol
         n, K = measures.shape
-        self.loop = (controls.max_iter, tol, controls.check_every, result.n_iter, result.err,
-                     status)
-        self.log_loop = (controls.max_iter, tol, controls.check_every, plan.accelerate,
-                         result.n_iter, result.err, status)
+        self.loop = (controls.max_iter, tol, controls.check_every, plan.accelerate,
+                     result.n_iter, result.err, status)
         self.mass = measures.mass_y if plan.roles.first_is_v else measures.mass_h
         dtype = measures.dtype
         # the support paths and the outputs read sparse targets as CSR triplets;
@@ -141,13 +139,12 @@ class _Run:
 
     def dense(self, rows, warm):
         m, k, r, roles = self.measures, self.kernel, self.result, self.plan.roles
-        accelerate = self.plan.accelerate
         if roles.first_is_v:    # v from y, then u from h
             dense_iterations(m.y, m.h, k.G, k.G_T, rows, r.v, r.u, warm, roles.exp_b,
-                             roles.exp_a, self.mass, *self.loop, self.GTu, self.Gv, accelerate)
+                             roles.exp_a, self.mass, *self.loop, self.GTu, self.Gv)
         else:                   # u from h, then v from y
             dense_iterations(m.h, m.y, k.G_T, k.G, rows, r.u, r.v, warm, roles.exp_a,
-                             roles.exp_b, self.mass, *self.loop, self.Gv, self.GTu, accelerate)
+                             roles.exp_b, self.mass, *self.loop, self.Gv, self.GTu)
         n, K = m.shape
         if rows.size == n:
             GMv = np.dot(r.v, k.GM_T)
@@ -170,7 +167,7 @@ class _Run:
                                               r.grad, self.status)
 
     def log(self, rows, warm):
-        m, k, r, roles = self.measures, self.kernel, self.result, self.plan.roles
+        m, k, r, plan, roles = self.measures, self.kernel, self.result, self.plan, self.plan.roles
         n, K = m.shape
         lam = k.lam
         log_u, log_v = np.empty((n, K)), np.empty((n, K))
@@ -179,13 +176,13 @@ class _Run:
                 _log_of_rows(r.u, rows, log_u)
             kernels.log_scaling_iterations(m.y, m.h, k.M64_T, k.M64, lam, rows, log_v, log_u,
                                            warm, roles.exp_b, roles.exp_a, self.mass,
-                                           *self.log_loop)
+                                           *self.loop, plan.log_lam_start, plan.stage_tol)
         else:                   # u from h, then v from y
             if warm:
                 _log_of_rows(r.v, rows, log_v)
             kernels.log_scaling_iterations(m.h, m.y, k.M64, k.M64_T, lam, rows, log_u, log_v,
                                            warm, roles.exp_a, roles.exp_b, self.mass,
-                                           *self.log_loop)
+                                           *self.loop, plan.log_lam_start, plan.stage_tol)
         lse_row, lse_col = np.empty((n, K)), np.empty((n, K))
         kernels.log_marginal_terms(log_u, log_v, k.M64, k.M64_T, lam, lse_row, lse_col, rows,
                                    r.transport_cost)
@@ -198,7 +195,7 @@ class _Run:
 
 
 def dense_iterations(p, q, K_p, K_q, rows, s_out, t_out, warm, exp_s, exp_t, mass, max_iter,
-                     tol, check_every, n_iter, err, status, a_out, b_out, accelerate=False):
+                     tol, check_every, accelerate, n_iter, err, status, a_out, b_out):
     """Multiplicative Sinkhorn on ``rows``, one BLAS product per half-update.
 
     The roles ``p, q, s, t`` and the error are those of :mod:`sinkhorn_nb.cpu.kernels`:

@@ -40,8 +40,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..core import CONVERGED, FAILED, MAX_ITER, OMEGA_STATE
-from .acceleration import (log_overrelaxed, next_omega, overrelaxed_update, start_omega,
-                           translation)
+from .acceleration import (log_overrelaxed, next_omega, overrelaxed_update, stage_exponent,
+                           start_omega, translation)
 
 #: Every kernel uses NumPy's floating-point semantics (``x / 0 = inf``, no
 #: ``ZeroDivisionError``), so over/underflow shows up as a non-finite error and
@@ -105,20 +105,6 @@ def ratio_error(p, a, s, exponent, mass):
 
 
 @compiled
-def ratio_update(p, a, exponent, out):
-    """``out = (p / a) ** exponent`` with ``0 / anything = 0``; branch-free loops
-    (one per case) so that they vectorize."""
-    zero = out.dtype.type(0)
-    if exponent == 1.0:
-        for j in range(p.size):
-            out[j] = p[j] / a[j] if p[j] != 0 else zero
-    else:
-        e = out.dtype.type(exponent)
-        for j in range(p.size):
-            out[j] = (p[j] / a[j]) ** e if p[j] != 0 else zero
-
-
-@compiled
 def start_scaling(q, start, warm, out):
     """``out = start`` (``warm``) or 1 on the support of ``q``, 0 off it; returns
     the number of zeros of ``q``."""
@@ -176,8 +162,8 @@ def finish_working_rows(p, q, A, B, S, T, exp_s, exp_t, mass, it, tol, final, ch
     for k in range(m):
         r = working[k]
         e = ratio_error(p[r], A[k], S[k], exp_s, mass[r])
-        back = accelerate and not final and not e < tol and next_omega(omega_state[k], e,
-                                                                        check_every)
+        back = (accelerate and not final and not e < tol
+                and next_omega(omega_state[k], e, check_every))
         if back:                    # diverged while over-relaxed: to the last check
             S[k] = checkpoint[0, k]
             T[k] = checkpoint[1, k]
@@ -292,7 +278,8 @@ def target_row(y, y_indptr, y_indices, y_data, r):
 @parallel
 def sparse_scaling_iterations(h, y, y_indptr, y_indices, y_data, G_T, GM_T, rows, u_out,
                               v_out, warm, exp_a, exp_b, first_is_v, mass, max_iter, tol,
-                              check_every, n_iter, err, status, gv_out, gtu_out, cost):
+                              check_every, accelerate, n_iter, err, status, gv_out, gtu_out,
+                              cost):
     r"""Multiplicative Sinkhorn on ``rows``, restricted to each target's support.
 
     ``v_j = 0`` wherever ``y_j = 0`` (both variants), so with ``S = supp(y)``
@@ -309,7 +296,8 @@ def sparse_scaling_iterations(h, y, y_indptr, y_indices, y_data, G_T, GM_T, rows
     Update order, exponents, start, error and status are those of the dense
     path (:func:`sinkhorn_nb.cpu.drivers.dense_iterations`; ``first_is_v``: the
     balanced order, ``v`` then ``u``; ``mass`` is the mass of the side updated
-    first).  Writes the
+    first; ``accelerate``: over-relaxed, with the relaxed variant's common
+    factor set at every check, :mod:`sinkhorn_nb.cpu.acceleration`).  Writes the
     scalings, ``gv_out = G v``, ``gtu_out = G^T u`` on ``S`` (other entries are
     left untouched) and ``cost = <T, M>``.
     """
@@ -325,6 +313,10 @@ def sparse_scaling_iterations(h, y, y_indptr, y_indices, y_data, G_T, GM_T, rows
         start_scaling(ys, v_out[r][support], warm, vs)
         gv = np.empty(K, dtype=h.dtype)
         gtu = np.empty(support.size, dtype=h.dtype)
+        state = np.empty(OMEGA_STATE)
+        start_omega(state)
+        saved_u, saved_gv = np.empty_like(u), np.empty_like(gv)
+        saved_vs, saved_gtu = np.empty_like(vs), np.empty_like(gtu)
         it = 0
         e = np.inf
         while True:
@@ -337,16 +329,33 @@ def sparse_scaling_iterations(h, y, y_indptr, y_indices, y_data, G_T, GM_T, rows
                     e = ratio_error(ys, gtu, vs, exp_b, mass[r])
                 else:
                     e = ratio_error(hr, gv, u, exp_a, mass[r])
-                if it == max_iter or e < tol or not np.isfinite(e):
+                if it == max_iter or e < tol:
                     break
+                if accelerate and next_omega(state, e, check_every):
+                    u[:] = saved_u      # diverged while over-relaxed: to the last check
+                    vs[:] = saved_vs
+                    gv[:] = saved_gv
+                    gtu[:] = saved_gtu
+                elif not np.isfinite(e):
+                    break
+                elif accelerate:
+                    if first_is_v:
+                        shift_scalings(ys, vs, hr, u, gtu, exp_b, exp_a)
+                    else:
+                        shift_scalings(hr, u, ys, vs, gv, exp_a, exp_b)
+                    saved_u[:] = u
+                    saved_vs[:] = vs
+                    saved_gv[:] = gv
+                    saved_gtu[:] = gtu
+            omega = state[0]
             if first_is_v:
-                ratio_update(ys, gtu, exp_b, vs)
+                overrelaxed_update(ys, gtu, exp_b, omega, vs)
                 weighted_row_sum(Gs, vs, gv)
-                ratio_update(hr, gv, exp_a, u)
+                overrelaxed_update(hr, gv, exp_a, omega, u)
             else:
-                ratio_update(hr, gv, exp_a, u)
+                overrelaxed_update(hr, gv, exp_a, omega, u)
                 matrix_vector(Gs, u, gtu)
-                ratio_update(ys, gtu, exp_b, vs)
+                overrelaxed_update(ys, gtu, exp_b, omega, vs)
             it += 1
         weighted_row_sum(Gs, vs, gv)
         matrix_vector(Gs, u, gtu)
@@ -383,7 +392,8 @@ def log_sum_exp(values, index, cost_row, lam):
 
 @parallel
 def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s, exp_t,
-                           mass, max_iter, tol, check_every, accelerate, n_iter, err, status):
+                           mass, max_iter, tol, check_every, accelerate, n_iter, err, status,
+                           lam_start, stage_tol):
     r"""Log-domain Sinkhorn on ``rows``, row by row over the supports of ``p`` and ``q``.
 
     Works on the log-scalings (``lam`` times the dual potentials) and never forms
@@ -401,6 +411,13 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
     and start are those of the dense path; with ``accelerate`` the updates are
     over-relaxed, ``log s <- log s + omega (log s+ - log s)``
     (:mod:`sinkhorn_nb.cpu.acceleration`).
+
+    lam-continuation: a cold start with ``lam_start < lam`` solves at
+    ``lam_start``, ``2 lam_start``, ... up to ``lam``, each stage to
+    ``max(tol, stage_tol)`` from the potentials of the one before (the
+    log-scalings are ``lam`` times the potentials, so they are scaled with
+    ``lam``; relaxed exponents follow :func:`~sinkhorn_nb.overrelaxation.stage_exponent`),
+    the last to ``tol``.  ``n_iter`` counts every stage's iterations.
     """
     K = p.shape[1]
     for k in prange(rows.size):
@@ -415,22 +432,37 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
         state = np.empty(OMEGA_STATE)
         start_omega(state)
         saved_s, saved_t, saved_lse = np.empty(K), np.empty(K), np.empty(K)
+        lam_k = lam if warm else min(lam_start, lam)      # the stage's lam
+        es, et = stage_exponent(exp_s, lam_k / lam), stage_exponent(exp_t, lam_k / lam)
         it = 0
+        it_stage = 0
         e = np.inf
         while True:
+            last = lam_k >= lam
             for j in sup_p:
-                lse[j] = log_sum_exp(lt, sup_q, C_p[j], lam)
-            if it == max_iter or (tol > 0 and it > 0 and it % check_every == 0):
+                lse[j] = log_sum_exp(lt, sup_q, C_p[j], lam_k)
+            if it == max_iter or (tol > 0 and it_stage > 0 and it_stage % check_every == 0):
                 change = 0.0
                 marginal = 0.0
                 for j in sup_p:   # |s - s+| (K_p t)_j in the log domain
                     now = np.exp(ls[j] + lse[j])
-                    change += abs(now - np.exp(exp_s * np.log(p[r, j])
-                                               + (1.0 - exp_s) * lse[j]))
+                    change += abs(now - np.exp(es * np.log(p[r, j]) + (1.0 - es) * lse[j]))
                     marginal += now
                 e = change / max(mass[r], marginal)
-                if it == max_iter or e < tol:
+                if it == max_iter or (last and e < tol):
                     break
+                if not last and e < max(tol, stage_tol):    # the next stage
+                    ratio = min(2.0 * lam_k, lam) / lam_k
+                    for j in sup_p:
+                        ls[j] *= ratio
+                    for i in sup_q:
+                        lt[i] *= ratio
+                    lam_k = min(2.0 * lam_k, lam)
+                    es = stage_exponent(exp_s, lam_k / lam)
+                    et = stage_exponent(exp_t, lam_k / lam)
+                    start_omega(state)
+                    it_stage = 0
+                    continue
                 if accelerate and next_omega(state, e, check_every):
                     ls[:] = saved_s         # diverged while over-relaxed: to the last check
                     lt[:] = saved_t
@@ -438,7 +470,7 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
                 elif not np.isfinite(e):
                     break
                 elif accelerate:
-                    shift = translation(p[r], ls, q[r], lt, exp_s, exp_t, True)
+                    shift = translation(p[r], ls, q[r], lt, es, et, True)
                     if np.isfinite(shift):     # the relaxed variant's common factor
                         for j in sup_p:
                             ls[j] += shift
@@ -450,11 +482,12 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
                     saved_lse[:] = lse
             omega = state[0]
             for j in sup_p:
-                ls[j] = log_overrelaxed(ls[j], exp_s * (np.log(p[r, j]) - lse[j]), omega)
+                ls[j] = log_overrelaxed(ls[j], es * (np.log(p[r, j]) - lse[j]), omega)
             for i in sup_q:
-                plain = exp_t * (np.log(q[r, i]) - log_sum_exp(ls, sup_p, C_q[i], lam))
+                plain = et * (np.log(q[r, i]) - log_sum_exp(ls, sup_p, C_q[i], lam_k))
                 lt[i] = log_overrelaxed(lt[i], plain, omega)
             it += 1
+            it_stage += 1
         log_s[r] = ls
         log_t[r] = lt
         n_iter[r] = it

@@ -5,9 +5,14 @@ The value is the objective at :math:`T = \operatorname{diag}(u) G \operatorname{
 .. math::
     W_{KL} = \langle T, M\rangle + \tfrac1\lambda\textstyle\sum T\log T
     + \gamma_a \widetilde{KL}(T1\|h) + \gamma_b \widetilde{KL}(T^\top 1\|y),
-    \qquad \partial W_{KL}/\partial h = \gamma_a (1 - T1 \oslash h),
+    \qquad \partial W_{KL}/\partial h = \gamma_a (1 - T1 \oslash h)
+    = -\gamma_a \operatorname{expm1}(-\alpha / \gamma_a),
 
-computed with :math:`\sum T\log T = \sum_i r_i\log u_i + \sum_j c_j \log v_j
+the gradient computed from the potential :math:`\alpha = \log u / \lambda` (the
+two forms agree at the optimum, where :math:`T1 \oslash h = e^{-\alpha/\gamma_a}`;
+away from it, as when a row stops at ``tol``, the marginal form is off by
+``gamma_a`` times the marginal's error, the potential's form only by the
+potential's), the value computed with :math:`\sum T\log T = \sum_i r_i\log u_i + \sum_j c_j \log v_j
 - \lambda\langle T, M\rangle - \sum T` (row and column marginals :math:`r, c`)
 and :math:`\widetilde{KL}(w\|z) = w^\top\log(w \oslash z) - 1^\top w + 1^\top z`
 (``0 log 0 = 0``), summed entry by entry as :math:`z_i\,\varphi(w_i/z_i - 1)`
@@ -104,7 +109,7 @@ def outputs_from_scalings(h, y, y_indptr, y_indices, y_data, u, v, Gv, GTu, lam,
                     kl_a += kl
                 else:
                     kl_a += h[r, i]
-                grad[r, i] = gamma_a * (1.0 - row / h[r, i])
+                grad[r, i] = -gamma_a * np.expm1(-np.log(np.float64(u[r, i])) / (lam * gamma_a))
             else:
                 grad[r, i] = -np.inf
             col = 0.0
@@ -145,7 +150,7 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
                     kl_a += kl
                 else:
                     kl_a += h[r, i]
-                grad[r, i] = gamma_a * (1.0 - row / h[r, i])
+                grad[r, i] = -gamma_a * np.expm1(-log_u[r, i] / (lam * gamma_a))
             else:
                 grad[r, i] = -np.inf
             col = 0.0

@@ -21,11 +21,11 @@ import numpy as np
 from numba import cuda
 
 from .. import routing
-from ..core import FAILED, compute_dtype, gauge_limit
+from ..core import FAILED, OMEGA_STATE, compute_dtype, gauge_limit
 from ..result import SinkhornResult
 from ..validation import (check_init, check_measures, check_relaxed_penalties, check_shapes,
                           is_device_array, measures_from_scan)
-from . import balanced, kernels, relaxed, scan
+from . import acceleration, balanced, kernels, relaxed, scan
 
 #: Default launch shape ``(tile, micro, block)``: on a real GPU 16x16 threads per
 #: product block, each computing a 4x4 register tile (64x64 outputs per block),
@@ -158,7 +158,8 @@ def solve_arrays(h, y, init, kernels_cache, variant, gammas, controls, renormali
         check_relaxed_penalties(kernels_cache.lam, *gammas, measures.dtype)
     kernel = device_kernel(kernels_cache, measures.dtype)
     tol = controls.tol_for(measures.dtype)
-    plan = routing.plan_for(measures, kernel, variant, gammas, controls.method, tol, scalings)
+    plan = routing.plan_for(measures, kernel, variant, gammas, controls.method, tol, scalings,
+                            controls.acceleration)
     result = SinkhornResult.empty(*measures.shape, measures.dtype, alloc=cuda.device_array)
     status = solve(measures, kernel, plan, controls, tol, init, result, scalings, launch=launch)
     if on_host:
@@ -326,12 +327,13 @@ class _Run:
         on = cuda.to_device(rows)
         active = self._active(rows)
         kernels.start_rows[go.row_entries(on)](Q, T, warm, on, T)
+        omega = self._omega_state()
         self._loop(lambda: go.product(T, K_p, A, active),
-                   lambda it, final, n_active: self._finish(P, A, S, e_s, False, it, final,
-                                                            active, n_active),
-                   lambda: kernels.update_rows[go.entries](P, A, e_s, active, S),
+                   lambda it, final, n_active: self._finish(P, Q, A, S, T, e_s, e_t, False, it,
+                                                            final, active, n_active),
+                   lambda: kernels.update_rows[go.entries](P, A, e_s, omega, active, S),
                    lambda: (go.product(S, K_q, B, active),
-                            kernels.update_rows[go.entries](Q, B, e_t, active, T)))
+                            kernels.update_rows[go.entries](Q, B, e_t, omega, active, T)))
         GMv = k.scratch("GMv", (n, K), self.h.dtype)
         go.product(r.v, k.GM_T, GMv, self._active(rows))
         kernels.row_dots[go.blocks(on)](r.u, GMv, on, r.transport_cost)
@@ -361,23 +363,26 @@ class _Run:
         def gather_dots(mask):
             kernels.gather_dots[dots](k.G_T, index, size, r.u, mask, gtu_s)
 
+        omega = self._omega_state()
         if roles.first_is_v:     # v from y on the support, then u from h
             self._loop(lambda: gather_dots(active),
-                       lambda it, final, n_active: self._finish(y_s, gtu_s, v_s, e_b, False,
-                                                                it, final, active, n_active),
-                       lambda: kernels.update_rows[pairs](y_s, gtu_s, e_b, active, v_s),
+                       lambda it, final, n_active: self._finish(y_s, self.h, gtu_s, v_s, r.u,
+                                                                e_b, e_a, False, it, final,
+                                                                active, n_active),
+                       lambda: kernels.update_rows[pairs](y_s, gtu_s, e_b, omega, active, v_s),
                        lambda: (combine(k.G_T, self.Gv, active),
-                                kernels.update_rows[go.entries](self.h, self.Gv, e_a, active,
-                                                                r.u)))
+                                kernels.update_rows[go.entries](self.h, self.Gv, e_a, omega,
+                                                                active, r.u)))
         else:                    # u from h, then v from y on the support
             self._loop(lambda: combine(k.G_T, self.Gv, active),
-                       lambda it, final, n_active: self._finish(self.h, self.Gv, r.u, e_a,
-                                                                False, it, final, active,
-                                                                n_active),
-                       lambda: kernels.update_rows[go.entries](self.h, self.Gv, e_a, active,
-                                                               r.u),
+                       lambda it, final, n_active: self._finish(self.h, y_s, self.Gv, r.u, v_s,
+                                                                e_a, e_b, False, it, final,
+                                                                active, n_active),
+                       lambda: kernels.update_rows[go.entries](self.h, self.Gv, e_a, omega,
+                                                               active, r.u),
                        lambda: (gather_dots(active),
-                                kernels.update_rows[pairs](y_s, gtu_s, e_b, active, v_s)))
+                                kernels.update_rows[pairs](y_s, gtu_s, e_b, omega, active,
+                                                           v_s)))
         iterated = self._active(rows)
         combine(k.G_T, self.Gv, iterated)
         gather_dots(iterated)
@@ -410,12 +415,13 @@ class _Run:
         active = self._active(rows)
         kernels.start_log_rows[go.row_entries(on)](P, Q, S, T, start, warm, on)
         lam = k.lam
+        omega = self._omega_state()
         self._loop(lambda: kernels.log_sum_exps[go.entries](T, C_p, lam, active, A),
-                   lambda it, final, n_active: self._finish(P, A, S, e_s, True, it, final,
-                                                            active, n_active),
-                   lambda: kernels.log_update[go.entries](P, A, e_s, active, S),
+                   lambda it, final, n_active: self._finish(P, Q, A, S, T, e_s, e_t, True, it,
+                                                            final, active, n_active),
+                   lambda: kernels.log_update[go.entries](P, A, e_s, omega, active, S),
                    lambda: (kernels.log_sum_exps[go.entries](S, C_q, lam, active, B),
-                            kernels.log_update[go.entries](Q, B, e_t, active, T)))
+                            kernels.log_update[go.entries](Q, B, e_t, omega, active, T)))
         mask = self._active(rows)
         kernels.log_sum_exps[go.entries](log_v, k.M64, lam, mask, lse_row)
         kernels.log_costs[go.blocks(on)](log_u, log_v, k.M64, lam, on, r.transport_cost)
@@ -429,11 +435,21 @@ class _Run:
                 self.h, self.y, log_u, log_v, lse_row, lse_col, lam, *self.plan.gammas, on,
                 r.loss, r.grad, r.u, r.v)
 
-    def _finish(self, P, A, S, exponent, is_log, it, final, active, n_active):
-        r = self.result
-        kernels.finish_rows[self.go.row_blocks](P, A, S, exponent, is_log, self.mass, it,
-                                                self.tol, final, active, r.n_iter, r.err,
-                                                self.status, n_active)
+    def _omega_state(self):
+        """Each row's over-relaxation state, reset (:mod:`sinkhorn_nb.cuda.acceleration`)."""
+        n = self.h.shape[0]
+        self.omega = self.kernel.scratch("omega_state", (n, OMEGA_STATE), np.float64)
+        acceleration.start_omegas[self.go.over(n)](self.omega)
+        return self.omega
+
+    def _finish(self, P, Q, A, S, T, exp_s, exp_t, is_log, it, final, active, n_active):
+        r, k = self.result, self.kernel
+        checkpoint = k.scratch("checkpoint_log" if is_log else "checkpoint",
+                               (3,) + self.h.shape, np.float64 if is_log else self.h.dtype)
+        kernels.finish_rows[self.go.row_blocks](
+            P, Q, A, S, T, exp_s, exp_t, is_log, self.mass, it, self.tol, final,
+            self.controls.check_every, self.plan.accelerate, self.omega, checkpoint, active,
+            r.n_iter, r.err, self.status, n_active)
 
     def _loop(self, first_product, check, first_update, second_half):
         """The convergence loop shared by every iterative path (launches are

@@ -15,7 +15,7 @@ MAX_ROW_THREADS = 256
 class ArgumentTypes:
     """Numba types of kernel arguments for one compute dtype (for ``compile_ptx``).
 
-    ``a1``, ``a2`` are 1-D and 2-D C-contiguous arrays of the compute dtype; ``f1``,
+    ``a1`` to ``a3`` are 1-D to 3-D C-contiguous arrays of the compute dtype; ``f1``,
     ``f2``, ``f3`` 1-D to 3-D in float64; ``i32``, ``i64`` 1-D integer arrays, ``i2`` 2-D
     int32, ``b1`` 1-D boolean; ``f``, ``i``, ``b`` float64, int64 and boolean
     scalars.
@@ -23,7 +23,7 @@ class ArgumentTypes:
 
     def __init__(self, dtype):
         d = numba.from_dtype(dtype)
-        self.a1, self.a2 = d[::1], d[:, ::1]
+        self.a1, self.a2, self.a3 = d[::1], d[:, ::1], d[:, :, ::1]
         self.f1, self.f2 = types.float64[::1], types.float64[:, ::1]
         self.f3 = types.float64[:, :, ::1]
         self.i32, self.i64, self.i2 = types.int32[::1], types.int64[::1], types.int32[:, ::1]

@@ -29,6 +29,8 @@ import numba
 from numba import cuda
 
 from ..core import CONVERGED, FAILED, MAX_ITER
+from .acceleration import (log_overrelaxed, next_omega, overrelaxed, translation_kappa,
+                           translation_step)
 from .jit import MAX_ROW_THREADS, device, kernel
 
 
@@ -233,30 +235,81 @@ def start_rows(q, start, warm, rows, out):
         out[r, j] = (start[r, j] if warm else 1) if q[r, j] != 0 else 0
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.f, t.i32, t.a2), (t.a2, t.f2, t.f, t.i32, t.f2)])
-def update_rows(p, A, exponent, active, S):
-    """``S = (p / A) ** exponent`` on active rows (one thread per entry)."""
+@kernel(lambda t: [(t.a2, t.a2, t.f, t.f2, t.i32, t.a2), (t.a2, t.f2, t.f, t.f2, t.i32, t.f2)])
+def update_rows(p, A, exponent, omega_state, active, S):
+    """``S = (p / A) ** exponent`` on active rows, over-relaxed by each row's factor
+    ``omega_state[r, 0]`` (:func:`~sinkhorn_nb.cuda.acceleration.overrelaxed`); one
+    thread per entry."""
     n, K = p.shape
     r, j = masked_entry(n, K, active)
     if r >= 0:
-        S[r, j] = scaled_ratio(p[r, j], A[r, j], exponent)
+        S[r, j] = overrelaxed(S[r, j], scaled_ratio(p[r, j], A[r, j], exponent),
+                              omega_state[r, 0])
 
 
-@kernel(lambda t: [(t.a2, t.a2, t.a2, t.f, t.b, t.f1, t.i, t.f, t.b, t.i32, t.i64, t.a1, t.i64,
-                    t.i64),
-                   (t.a2, t.f2, t.f2, t.f, t.b, t.f1, t.i, t.f, t.b, t.i32, t.i64, t.a1, t.i64,
-                    t.i64)])
-def finish_rows(P, A, S, exponent, is_log, mass, it, tol, final, active, n_iter, err, status,
-                n_active):
-    """The convergence check, one block per active row.
+@device
+def block_log_weighted_sum(buf, p, s, r, kappa, is_log):
+    """``log sum_{p_i > 0} p_i s_i^(-kappa)`` over row ``r``, by the threads of one
+    block (``s`` holds logs when ``is_log``; the twin of
+    :func:`sinkhorn_nb.cpu.acceleration.log_weighted_sum`)."""
+    top = -math.inf
+    for i in range(cuda.threadIdx.x, p.shape[1], cuda.blockDim.x):
+        if p[r, i] > 0:
+            x = math.log(p[r, i]) - kappa * (s[r, i] if is_log else log_or_inf(s[r, i]))
+            top = max(top, x)
+    top = block_max(buf, top)
+    if not is_finite(top):
+        return top
+    total = 0.0
+    for i in range(cuda.threadIdx.x, p.shape[1], cuda.blockDim.x):
+        if p[r, i] > 0:
+            x = math.log(p[r, i]) - kappa * (s[r, i] if is_log else log_or_inf(s[r, i]))
+            total += math.exp(x - top)
+    return top + math.log(block_sum(buf, total))
+
+
+@device
+def block_translation(buf, P, S, Q, T, r, exp_s, exp_t, is_log):
+    """:func:`~sinkhorn_nb.overrelaxation.translation_step` for row ``r``, by the
+    threads of one block (the twin of :func:`sinkhorn_nb.cpu.acceleration.translation`)."""
+    kappa_s = translation_kappa(exp_s)
+    kappa_t = translation_kappa(exp_t)
+    if kappa_s + kappa_t <= 0.0:
+        return 0.0
+    return translation_step(block_log_weighted_sum(buf, P, S, r, kappa_s, is_log),
+                            block_log_weighted_sum(buf, Q, T, r, kappa_t, is_log),
+                            exp_s, exp_t)
+
+
+@device
+def copy_row(source, target, r):
+    """``target[r, j] = source[r, j]`` by the threads of one block, over the narrower
+    width (the checkpoint is ``K`` wide, a support path's scalings narrower)."""
+    for j in range(cuda.threadIdx.x, min(source.shape[1], target.shape[1]), cuda.blockDim.x):
+        target[r, j] = source[r, j]
+
+
+@kernel(lambda t: [(t.a2, t.a2, t.a2, t.a2, t.a2, t.f, t.f, t.b, t.f1, t.i, t.f, t.b, t.i,
+                    t.b, t.f2, t.a3, t.i32, t.i64, t.a1, t.i64, t.i64),
+                   (t.a2, t.a2, t.f2, t.f2, t.f2, t.f, t.f, t.b, t.f1, t.i, t.f, t.b, t.i,
+                    t.b, t.f2, t.f3, t.i32, t.i64, t.a1, t.i64, t.i64)])
+def finish_rows(P, Q, A, S, T, exp_s, exp_t, is_log, mass, it, tol, final, check_every,
+                accelerate, omega_state, checkpoint, active, n_iter, err, status, n_active):
+    """The convergence check, one block per active row (the twin of
+    :func:`sinkhorn_nb.cpu.kernels.finish_working_rows`).
 
     The error is ``||(s - s+) * A||_1 / max(||p||_1, ||s * A||_1)`` (with
-    ``is_log``, ``S`` and ``A`` hold logarithms).  Rows below ``tol``, with a
+    ``is_log``, ``S``, ``T`` and ``A`` hold logarithms).  Rows below ``tol``, with a
     non-finite error, or all rows when ``final``, record ``n_iter = it``, the
     error and their status and leave ``active``; the others are counted into
-    ``n_active[0]``.
+    ``n_active[0]``.  With ``accelerate`` a row still iterating updates its
+    over-relaxation state ``omega_state[r]`` and either returns to
+    ``checkpoint[:, r]`` (it diverged) or takes the relaxed variant's optimal
+    common factor (:func:`block_translation`) and saves ``S``, ``T``, ``A``
+    there.
     """
     buf = cuda.shared.array(MAX_ROW_THREADS, dtype=numba.float64)
+    back = cuda.shared.array(1, dtype=numba.int32)
     r = active_block_row(active)
     if r < 0:
         return
@@ -267,16 +320,47 @@ def finish_rows(P, A, S, exponent, is_log, mass, it, tol, final, active, n_iter,
         if is_log:
             if p > 0:
                 now = exp_or_inf(S[r, j] + A[r, j])
-                change += abs(now - exp_or_inf(exponent * math.log(p)
-                                               + (1.0 - exponent) * A[r, j]))
+                change += abs(now - exp_or_inf(exp_s * math.log(p)
+                                               + (1.0 - exp_s) * A[r, j]))
                 marginal += now
         else:
-            change += abs(S[r, j] - scaled_ratio(p, A[r, j], exponent)) * A[r, j]
+            change += abs(S[r, j] - scaled_ratio(p, A[r, j], exp_s)) * A[r, j]
             marginal += S[r, j] * A[r, j]
     change = block_sum(buf, change)
     marginal = block_sum(buf, marginal)
+    e = change / max(mass[r], marginal)
+    if accelerate and not final and not e < tol:     # the same e in every thread
+        if cuda.threadIdx.x == 0:
+            back[0] = 1 if next_omega(omega_state[r], e, check_every) else 0
+        cuda.syncthreads()
+        if back[0] != 0:            # diverged while over-relaxed: to the last check
+            copy_row(checkpoint[0], S, r)
+            copy_row(checkpoint[1], T, r)
+            copy_row(checkpoint[2], A, r)
+            if cuda.threadIdx.x == 0:
+                cuda.atomic.add(n_active, 0, 1)
+            return
+        if is_finite(e):
+            # the relaxed variant's common factor (0 for the balanced one)
+            shift = block_translation(buf, P, S, Q, T, r, exp_s, exp_t, is_log)
+            c = 1.0 if is_log else exp_or_inf(shift)
+            if shift != 0.0 and is_finite(shift) and c > 0 and is_finite(c):
+                for j in range(cuda.threadIdx.x, S.shape[1], cuda.blockDim.x):
+                    if is_log:
+                        S[r, j] += shift
+                        A[r, j] -= shift
+                    else:
+                        S[r, j] *= c
+                        A[r, j] /= c
+                for j in range(cuda.threadIdx.x, T.shape[1], cuda.blockDim.x):
+                    if is_log:
+                        T[r, j] -= shift
+                    else:
+                        T[r, j] /= c
+            copy_row(S, checkpoint[0], r)
+            copy_row(T, checkpoint[1], r)
+            copy_row(A, checkpoint[2], r)
     if cuda.threadIdx.x == 0:
-        e = change / max(mass[r], marginal)
         if final or e < tol or not is_finite(e):
             active[r] = 0
             n_iter[r] = it
@@ -428,14 +512,19 @@ def log_sum_exps(T_log, C, lam, active, out):
             out[r, j] = top + math.log(total) - 1.0
 
 
-@kernel(lambda t: [(t.a2, t.f2, t.f, t.i32, t.f2)])
-def log_update(P, lse, exponent, active, S_log):
-    """``log S = exponent * (log P - lse)``, ``-inf`` where ``P = 0``."""
+@kernel(lambda t: [(t.a2, t.f2, t.f, t.f2, t.i32, t.f2)])
+def log_update(P, lse, exponent, omega_state, active, S_log):
+    """``log S = exponent * (log P - lse)``, ``-inf`` where ``P = 0``, over-relaxed by
+    each row's factor ``omega_state[r, 0]``."""
     n, K = P.shape
     r, j = masked_entry(n, K, active)
     if r >= 0:
         p = P[r, j]
-        S_log[r, j] = exponent * (math.log(p) - lse[r, j]) if p > 0 else -math.inf
+        if p > 0:
+            S_log[r, j] = log_overrelaxed(S_log[r, j], exponent * (math.log(p) - lse[r, j]),
+                                          omega_state[r, 0])
+        else:
+            S_log[r, j] = -math.inf
 
 
 @kernel(lambda t: [(t.f2, t.f2, t.f2, t.f, t.i64, t.a1)])

@@ -6,9 +6,11 @@ The value is the objective at :math:`T = \operatorname{diag}(u) G \operatorname{
 .. math::
     W_{KL} = \langle T, M\rangle + \tfrac1\lambda\textstyle\sum T\log T
     + \gamma_a \widetilde{KL}(T1\|h) + \gamma_b \widetilde{KL}(T^\top 1\|y),
-    \qquad \partial W_{KL}/\partial h = \gamma_a (1 - T1 \oslash h),
+    \qquad \partial W_{KL}/\partial h = \gamma_a (1 - T1 \oslash h)
+    = -\gamma_a \operatorname{expm1}(-\alpha / \gamma_a),
 
-and :math:`-\infty` where :math:`h_i = 0`; each entry of the KL terms is
+(from the potential :math:`\alpha = \log u / \lambda`, as on the CPU) and
+:math:`-\infty` where :math:`h_i = 0`; each entry of the KL terms is
 summed as :math:`z\,\varphi(w/z - 1)` (:func:`kl_term`, as on the CPU).  Every
 kernel works on the rows ``rows`` (int64 row indices), one block per row.
 """
@@ -19,11 +21,18 @@ from numba import cuda
 
 from ..core import CONVERGED, FAILED
 from .jit import MAX_ROW_THREADS, device, kernel
-from .kernels import block_row, block_sum, exp_or_inf, positive_finite, target_entry
+from .kernels import (block_row, block_sum, exp_or_inf, log_or_inf, positive_finite,
+                      target_entry)
 
 
 #: :func:`kl_term` sums a series where ``1/3 <= w / z <= 2`` (as on the CPU).
 SERIES_LOW, SERIES_HIGH = 1.0 / 3.0, 2.0
+
+
+@device
+def expm1_or_inf(x):
+    """``expm1 x``, overflowing to ``inf`` (the simulator's ``math.expm1`` raises)."""
+    return math.expm1(x) if x < 709.0 else math.inf
 
 
 @device
@@ -91,7 +100,7 @@ def outputs_from_scalings(h, y, y_indptr, y_indices, y_data, u, v, Gv, GTu, lam,
                 kl_a += kl
             else:
                 kl_a += h[r, i] - row
-            grad[r, i] = gamma_a * (1.0 - row / h[r, i])
+            grad[r, i] = -gamma_a * expm1_or_inf(-log_or_inf(u[r, i]) / (lam * gamma_a))
         else:
             grad[r, i] = -math.inf
         col = 0.0
@@ -139,7 +148,7 @@ def outputs_from_logs(h, y, log_u, log_v, lse_row, lse_col, lam, gamma_a, gamma_
                 kl_a += kl
             else:
                 kl_a += h[r, i]
-            grad[r, i] = gamma_a * (1.0 - row / h[r, i])
+            grad[r, i] = -gamma_a * expm1_or_inf(-log_u[r, i] / (lam * gamma_a))
         else:
             grad[r, i] = -math.inf
         col = 0.0
