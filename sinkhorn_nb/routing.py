@@ -213,7 +213,8 @@ def _on_support(support, n_labels):
 
 
 def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h, mass_y,
-              method, tol, kernel_built=False, scalings=True, acceleration="auto"):
+              method, tol, kernel_built=False, scalings=True, acceleration="auto",
+              continuation=True):
     """Route every row of a validated batch.
 
     Parameters
@@ -244,6 +245,9 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
         ``"auto"`` and ``"overrelax"`` over-relax the scaling iterations when
         ``tol > 0`` (the factor adapts at the convergence checks; ``tol = 0``
         runs exactly ``max_iter`` plain iterations).
+    continuation : bool, default True
+        The backend runs the log domain's lam-continuation (with ``"auto"``
+        method and acceleration; :data:`CONTINUATION_START`).
 
     Returns
     -------
@@ -274,15 +278,16 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
     accelerate = bool(acceleration != "none" and tol > 0)
     return Plan(variant, gammas, Roles.of(variant, lam, gammas), closed, newton, sparse, dense,
                 log, _width(support, sparse), divides, accelerate,
-                _lam_start(lam, lam_max_m, accelerate and method == "auto"))
+                _lam_start(lam, lam_max_m, continuation and accelerate and method == "auto"))
 
 
-def plan_for(measures, kernel, variant, gammas, method, tol, scalings=True, acceleration="auto"):
+def plan_for(measures, kernel, variant, gammas, method, tol, scalings=True, acceleration="auto",
+             continuation=True):
     """:func:`make_plan` from validated ``measures`` and a
     :class:`~sinkhorn_nb.gibbs.GibbsKernel` (or its device copy)."""
     return make_plan(variant, gammas, kernel.lam, kernel.lam_max_m, measures.dtype,
                      measures.shape[1], measures.support, measures.mass_h, measures.mass_y,
-                     method, tol, kernel.built("G_T"), scalings, acceleration)
+                     method, tol, kernel.built("G_T"), scalings, acceleration, continuation)
 
 
 def force(plan, path, support):

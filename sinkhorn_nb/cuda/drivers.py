@@ -158,8 +158,9 @@ def solve_arrays(h, y, init, kernels_cache, variant, gammas, controls, renormali
         check_relaxed_penalties(kernels_cache.lam, *gammas, measures.dtype)
     kernel = device_kernel(kernels_cache, measures.dtype)
     tol = controls.tol_for(measures.dtype)
+    # the CUDA log domain has no lam-continuation yet: its rows start at lam
     plan = routing.plan_for(measures, kernel, variant, gammas, controls.method, tol, scalings,
-                            controls.acceleration)
+                            controls.acceleration, continuation=False)
     result = SinkhornResult.empty(*measures.shape, measures.dtype, alloc=cuda.device_array)
     status = solve(measures, kernel, plan, controls, tol, init, result, scalings, launch=launch)
     if on_host:
