@@ -15,7 +15,8 @@ Two calls are timed: ``WassersteinLoss(M, lam)(h, y)`` (value and gradient, the
 training call) and ``sinkhorn(h, y, M, lam)`` (the full result with scalings).
 Reported: the median wall-clock and CPU time (all threads) of ``--repeat`` calls
 after one untimed call (the three inputs in one process, their calls
-interleaved: on a shared machine the CPU time is the steadier figure); and,
+interleaved, each round starting with the next input: on a shared machine the
+CPU time is the steadier figure); and,
 with each input in a process of its own, the peak of one call's traced
 allocations (``tracemalloc``: NumPy and SciPy arrays, not Numba's scratch) and
 the process's peak resident memory (inputs, result and everything else, from
@@ -89,8 +90,8 @@ def timing_case(n, K, nonzeros, call, repeat):
     for kind in INPUTS:
         _call(snb, loss, M, h, inputs[kind], call, kind)
     times = {kind: [] for kind in INPUTS}
-    for _ in range(repeat):
-        for kind in INPUTS:
+    for round_ in range(repeat):      # each round starts with the next input
+        for kind in INPUTS[round_ % 3:] + INPUTS[:round_ % 3]:
             start, cpu = time.perf_counter(), time.process_time()
             _call(snb, loss, M, h, inputs[kind], call, kind)
             times[kind].append((time.perf_counter() - start, time.process_time() - cpu))
