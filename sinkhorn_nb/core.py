@@ -30,7 +30,8 @@ LAM_M_LIMIT = 1e8
 #: Batches with fewer entries ``n * K`` run the CPU's single-pass kernels (closed
 #: forms, outputs) on one thread: a pass over a million entries takes about a
 #: millisecond, while waking an idle thread pool can cost several (OpenMP on a
-#: virtual machine).  The iterative per-row kernels always use every thread.
+#: virtual machine).  The iterative paths have their own threshold, in rows
+#: (:data:`sinkhorn_nb.threads.ITERATION_PARALLEL_MIN_ROWS`).
 PARALLEL_MIN_ENTRIES = 2 ** 21
 
 #: Rows of at least this many labels take ``log h`` inside the CPU's fused

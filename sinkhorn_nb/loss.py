@@ -173,7 +173,7 @@ class WassersteinLoss:
             result, status = self.solve_measures(measures, check_init(init, measures),
                                                  scalings)
         warn_if_not_converged(status, self.controls.tol_for(measures.dtype),
-                              self.controls.max_iter, what)
+                              self.controls.max_iter, what, self.lam * float(self._M.max()))
         return caller.result(result, measures.was_1d)
 
     def solve_measures(self, measures, init=None, scalings=True):
