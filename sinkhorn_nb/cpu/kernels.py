@@ -453,10 +453,15 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
                     break
                 if not last and e < max(tol, stage_tol):    # the next stage
                     ratio = min(2.0 * lam_k, lam) / lam_k
+                    # balanced: the gauge (ls + c, lt - c) is free; centre it so that
+                    # doubling does not grow it (large logs lose absolute precision)
+                    c = 0.0
+                    if es == 1.0 and et == 1.0:
+                        c = 0.5 * (ls[sup_p].max() - lt[sup_q].max())
                     for j in sup_p:
-                        ls[j] *= ratio
+                        ls[j] = (ls[j] - c) * ratio
                     for i in sup_q:
-                        lt[i] *= ratio
+                        lt[i] = (lt[i] + c) * ratio
                     lam_k = min(2.0 * lam_k, lam)
                     es = stage_exponent(exp_s, lam_k / lam)
                     et = stage_exponent(exp_t, lam_k / lam)
