@@ -142,8 +142,8 @@ def test_the_sparse_kernel_reads_csr_triplets():
         err, cost = np.empty(6), np.empty(6)
         kernels.sparse_scaling_iterations(h, *targets, kernel.G_T, kernel.GM_T,
                                           np.arange(6), u, v, False, 1.0, 1.0, True,
-                                          y.sum(axis=1), 500, 1e-12, 1, n_iter, err, status,
-                                          gv, gtu, cost)
+                                          y.sum(axis=1), 500, 1e-12, 1, False, n_iter, err,
+                                          status, gv, gtu, cost)
         outputs.append((u, v, gv, gtu, n_iter, err, cost, status))
     for a, b in zip(*outputs):
         np.testing.assert_array_equal(a, b)
