@@ -25,6 +25,33 @@ class ConvergenceVersusK:
     track_iterations.unit = "iterations"
 
 
+class ConvergenceVersusLamGamma:
+    """Iterations and time to tol=1e-6 versus lam and gamma, plain and accelerated:
+    8 dense Dirichlet rows, K=256, metric of unit vectors in 16-D
+    (``benchmarks/convergence.py`` runs the larger grid and the anchors)."""
+    params = ([10.0, 50.0, 200.0], ["balanced", "relaxed gamma=1", "relaxed gamma=10"],
+              ["none", "auto"])
+    param_names = ["lam", "variant", "acceleration"]
+    timeout = 300
+
+    def setup(self, lam, variant, acceleration):
+        from .convergence import problem
+        self.M, self.h, self.y = problem(256, 8)
+        self.gamma = None if variant == "balanced" else float(variant.split("=")[1])
+        self.solve(lam, acceleration, 2)            # load the compiled kernels
+
+    def solve(self, lam, acceleration, max_iter=20000):
+        from .convergence import solve
+        return solve(self.h, self.y, self.M, lam, self.gamma, acceleration, max_iter)[0]
+
+    def track_iterations(self, lam, variant, acceleration):
+        return float(np.median(self.solve(lam, acceleration).n_iter))
+    track_iterations.unit = "iterations"
+
+    def time_to_tol(self, lam, variant, acceleration):
+        self.solve(lam, acceleration)
+
+
 class GapToExact:
     """Relative gap between <T, M> of the smoothed plan and the exact W."""
     params = [1.0, 10.0, 100.0, 1000.0]
