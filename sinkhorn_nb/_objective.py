@@ -82,9 +82,10 @@ def make_targets(y, variant, classes=None):
 
     Parameters
     ----------
-    y : array_like of shape (n,) or (n, K)
+    y : array_like or scipy.sparse array of shape (n,) or (n, K)
         Class labels (one-hot targets), or non-negative target masses (an
-        indicator matrix, histograms); a 2-D ``y`` with one column is labels.
+        indicator matrix, histograms; a SciPy sparse matrix is densified); a 2-D
+        ``y`` with one column is labels.
     variant : {"balanced", "relaxed"}
         Balanced targets are normalized to unit mass (empty rows stay empty).
     classes : ndarray, optional
@@ -104,6 +105,8 @@ def make_targets(y, variant, classes=None):
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import column_or_1d
 
+    if hasattr(y, "toarray"):      # SciPy sparse target measures: the objective keeps
+        y = y.toarray()            # its targets dense (one row per sample, reused per call)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:
         if y.dtype.kind not in "biuf":

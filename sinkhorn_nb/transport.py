@@ -45,7 +45,9 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
         Predictions: non-negative, each row with the same total mass as ``y``.
     y : array_like or scipy.sparse array of shape (K,) or (n, K)
         Targets, same shape as ``h``; one-hot and sparse rows are the normal case
-        (a SciPy sparse matrix or array is checked, then densified).
+        (a SciPy sparse matrix or array is read as CSR: on the CPU its support
+        rows are solved from it, and only rows that take the dense or log-domain
+        path are densified; the CUDA backend densifies it on upload).
     M : array_like of shape (K, K)
         Ground metric: finite, non-negative (see :mod:`sinkhorn_nb.ground_metric`).
     lam : float

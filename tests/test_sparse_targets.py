@@ -200,3 +200,16 @@ def test_warm_start_and_loss_object_take_sparse_targets():
                  loss.solve(H, Y, init=(first.u, first.v)))
     for a, b in zip(loss(H, _kept_sparse(H, sp.csr_matrix(Y))), loss(H, Y)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_estimator_takes_sparse_target_measures():
+    """fit with a SciPy sparse indicator matrix gives the model of the dense one."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 3))
+    Y = np.zeros((40, 4))
+    Y[np.arange(40), rng.integers(0, 4, 40)] = 1.0
+    Y[::3, 0] = 1.0
+    M = snb.ground_metric.ordinal(4)
+    dense = snb.WassersteinClassifier(M, max_iter=20).fit(X, Y)
+    sparse = snb.WassersteinClassifier(M, max_iter=20).fit(X, sp.csr_matrix(Y))
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-12, atol=1e-14)
