@@ -86,11 +86,11 @@ RELAXED_GAMMA_LAM_LIMIT = {F64: 1e7, F32: 1e4}
 #: since that reference was set and two ceilings on ``omega``.  ``omega`` starts at
 #: 1 and is raised towards the optimum ``2 / (1 + sqrt(1 - eta))`` for the
 #: contraction rate ``eta`` of the plain iteration, estimated at most
-#: ``OMEGA_ETA_MAX`` (so ``omega <= 1.98``).  A row whose error grows past
+#: ``OMEGA_ETA_MAX`` (so ``omega <= 1.998``).  A row whose error grows past
 #: ``OMEGA_GROWTH`` times the reference (or is not finite) returns to its last
 #: check; one whose error has not halved from the reference in
-#: ``OMEGA_STALL_ITERATIONS`` iterations carries on; both halve ``omega - 1`` and
-#: lower a ceiling.
+#: ``OMEGA_STALL_ITERATIONS`` iterations is crawling and carries on from where it
+#: is; both halve ``omega - 1`` and lower a ceiling.
 OMEGA_STATE = 6
 OMEGA_ETA_MAX = 0.999999
 OMEGA_GROWTH = 10.0

@@ -20,8 +20,8 @@ is about :math:`\gamma\lambda / (\gamma\lambda + 1)`, gains the most.
 :math:`\eta` is not known in advance and drifts as the plan settles.  At every
 check (every ``check_every`` iterations) each row measures its error's rate
 :math:`\mu = (e / e_{\text{prev}})^{1/c}` over the last ``c`` iterations and,
-while :math:`\mu > \omega - 1` (the factor is still below the optimum; above it
-the rate is :math:`\omega - 1`), inverts Young's relation
+while :math:`\mu > 1.05\,(\omega - 1)` (the factor is still below the optimum;
+above it the rate is :math:`\omega - 1`), inverts Young's relation
 :math:`(\mu + \omega - 1)^2 = \mu\,\omega^2\,\eta` for :math:`\eta` and raises
 :math:`\omega` to :math:`\omega^*(\eta)`.
 
@@ -30,7 +30,8 @@ the linear regime can make it diverge or crawl.  Safeguards: a row whose error
 is not finite or has grown past :data:`~sinkhorn_nb.core.OMEGA_GROWTH` times its
 reference error returns to the scalings of its last check (kept at every
 check); a row whose error has not halved from its reference within
-:data:`~sinkhorn_nb.core.OMEGA_STALL_ITERATIONS` iterations carries on.  Both
+:data:`~sinkhorn_nb.core.OMEGA_STALL_ITERATIONS` iterations is crawling, and
+carries on from where it is.  Both
 halve :math:`\omega - 1` and lower a ceiling on :math:`\omega` to
 :math:`1 + 0.8(\omega - 1)`, so that a factor that failed is not chosen again
 (after a divergence, until the error has halved; after crawling, for good).

@@ -242,9 +242,11 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
         The caller wants the scalings ``u``, ``v`` of one-hot balanced rows
         (without, the closed form never needs ``G``).
     acceleration : {"auto", "overrelax", "none"}, default "auto"
-        ``"auto"`` and ``"overrelax"`` over-relax the scaling iterations when
-        ``tol > 0`` (the factor adapts at the convergence checks; ``tol = 0``
-        runs exactly ``max_iter`` plain iterations).
+        ``"auto"`` and ``"overrelax"`` over-relax the scaling iterations (and set
+        the relaxed variant's common factor) when ``tol > 0``: the factor adapts
+        at the convergence checks; ``tol = 0`` runs exactly ``max_iter`` plain
+        iterations.  ``"auto"`` adds the log domain's lam-continuation
+        (:data:`CONTINUATION_START`, with ``method="auto"``).
     continuation : bool, default True
         The backend runs the log domain's lam-continuation (with ``"auto"``
         method and acceleration; :data:`CONTINUATION_START`).
@@ -278,7 +280,8 @@ def make_plan(variant, gammas, lam, lam_max_m, dtype, n_labels, support, mass_h,
     accelerate = bool(acceleration != "none" and tol > 0)
     return Plan(variant, gammas, Roles.of(variant, lam, gammas), closed, newton, sparse, dense,
                 log, _width(support, sparse), divides, accelerate,
-                _lam_start(lam, lam_max_m, continuation and accelerate and method == "auto"))
+                _lam_start(lam, lam_max_m, continuation and acceleration == "auto" and accelerate
+                           and method == "auto"))
 
 
 def plan_for(measures, kernel, variant, gammas, method, tol, scalings=True, acceleration="auto",

@@ -77,16 +77,20 @@ def sinkhorn(h, y, M, lam, *, max_iter=1000, tol=None, check_every=10, method="a
         ``"multiplicative"`` runs the Sinkhorn iteration whatever ``lam`` (still
         with the fallback); ``"log"`` always runs the log-domain path.
     acceleration : {"auto", "overrelax", "none"}, default "auto"
-        ``"auto"`` and ``"overrelax"`` over-relax the Sinkhorn iteration,
+        ``"overrelax"`` over-relaxes the Sinkhorn iteration,
         :math:`u \leftarrow u^{1-\omega} (h \oslash G v)^{\omega}` (likewise
         ``v``), with a factor :math:`1 \le \omega < 2` chosen per row from the
         observed rate at every convergence check, and, for the relaxed variant,
-        set the common factor of the scalings to its optimum in closed form at
-        every check (:mod:`sinkhorn_nb.overrelaxation`).  The fixed point, hence
-        the loss and gradient, is the same; it is reached in far fewer
-        iterations as ``lam * max(M)`` (or ``gamma * lam``) grows.  ``"none"``
-        runs the plain iteration of the paper.  With ``tol=0`` (no checks) the
-        iteration is always the plain one.
+        sets the common factor of the scalings to its optimum in closed form at
+        every check (:mod:`sinkhorn_nb.overrelaxation`).  ``"auto"`` adds, for
+        log-domain rows with ``lam * max(M) > 100`` and ``method="auto"``,
+        lam-continuation: stages at ``lam / 2**k``, ..., ``lam / 2``, ``lam``,
+        each started from the potentials of the one before (``max_iter`` and
+        ``n_iter`` count the iterations of all stages together).  The fixed
+        point, hence the loss and gradient, is the same; it is reached in far
+        fewer iterations as ``lam * max(M)`` (or ``gamma * lam``) grows.
+        ``"none"`` runs the plain iteration of the paper.  With ``tol=0`` (no
+        checks) the iteration is always the plain one.
     renormalize : bool, default False
         Rescale each row of ``h`` and ``y`` to unit mass (on copies) instead of
         requiring ``sum(h) == sum(y)`` to a relative 1e-6 (float64) / 1e-4

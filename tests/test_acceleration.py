@@ -1,6 +1,7 @@
 """Over-relaxation, the relaxed variant's translation and lam-continuation:
 the same fixed point (loss, gradient) as the plain iteration, in fewer iterations."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -184,3 +185,32 @@ def test_stage_exponents():
     gl = 40.0
     e = gl / (gl + 1)
     assert overrelaxation.stage_exponent(e, 0.25) == pytest.approx(10.0 / 11.0)
+
+
+@pytest.mark.parametrize("max_iter", [30, 70, 150, 310])
+def test_max_iter_within_the_continuation_never_reports_an_earlier_stage(max_iter):
+    """A row stopped by max_iter before the last stage is scaled to lam and reports
+    its error there: converged only if its loss is that of the full solve."""
+    rng = np.random.default_rng(9)
+    K = 40
+    M = from_embeddings(rng.normal(size=(K, 16)))
+    h, y = rng.dirichlet(np.ones(K), size=3), rng.dirichlet(np.ones(K), size=3)
+    full = snb.sinkhorn(h, y, M, 1500.0, tol=1e-2, max_iter=100000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cut = snb.sinkhorn(h, y, M, 1500.0, tol=1e-2, max_iter=max_iter)
+    assert np.all(cut.n_iter <= max_iter)
+    ok = cut.converged
+    np.testing.assert_allclose(cut.loss[ok], full.loss[ok], rtol=5e-2)
+    assert np.all(cut.err[~ok] >= 1e-2)
+
+
+def test_overrelax_runs_no_continuation():
+    K = 24
+    M = random_metric(K, 11)
+    h, y = random_predictions(3, K, 12), random_targets("dense", 3, K, 13)
+    from plans import plan_of
+    lam = 1000.0 / M.max()
+    for acceleration, start in (("auto", lam / 16), ("overrelax", lam), ("none", lam)):
+        loss = snb.WassersteinLoss(M, lam, acceleration=acceleration)
+        assert plan_of(loss, h, y)[2].log_lam_start == pytest.approx(start)

@@ -442,27 +442,11 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
             for j in sup_p:
                 lse[j] = log_sum_exp(lt, sup_q, C_p[j], lam_k)
             if it == max_iter or (tol > 0 and it_stage > 0 and it_stage % check_every == 0):
-                change = 0.0
-                marginal = 0.0
-                for j in sup_p:   # |s - s+| (K_p t)_j in the log domain
-                    now = np.exp(ls[j] + lse[j])
-                    change += abs(now - np.exp(es * np.log(p[r, j]) + (1.0 - es) * lse[j]))
-                    marginal += now
-                e = change / max(mass[r], marginal)
+                e = log_error(p[r], ls, lse, sup_p, es, mass[r])
                 if it == max_iter or (last and e < tol):
                     break
                 if not last and e < max(tol, stage_tol):    # the next stage
-                    ratio = min(2.0 * lam_k, lam) / lam_k
-                    # balanced: the gauge (ls + c, lt - c) is free; centre it so that
-                    # doubling does not grow it (large logs lose absolute precision)
-                    c = 0.0
-                    if es == 1.0 and et == 1.0:
-                        c = 0.5 * (ls[sup_p].max() - lt[sup_q].max())
-                    for j in sup_p:
-                        ls[j] = (ls[j] - c) * ratio
-                    for i in sup_q:
-                        lt[i] = (lt[i] + c) * ratio
-                    lam_k = min(2.0 * lam_k, lam)
+                    lam_k = next_stage(ls, lt, sup_p, sup_q, es, et, lam_k, lam)
                     es = stage_exponent(exp_s, lam_k / lam)
                     et = stage_exponent(exp_t, lam_k / lam)
                     start_omega(state)
@@ -493,11 +477,50 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
                 lt[i] = log_overrelaxed(lt[i], plain, omega)
             it += 1
             it_stage += 1
+        while lam_k < lam:      # max_iter before the last stage: the error is at lam
+            lam_k = next_stage(ls, lt, sup_p, sup_q, es, et, lam_k, lam)
+            es = stage_exponent(exp_s, lam_k / lam)
+            et = stage_exponent(exp_t, lam_k / lam)
+            for j in sup_p:
+                lse[j] = log_sum_exp(lt, sup_q, C_p[j], lam)
+            e = log_error(p[r], ls, lse, sup_p, es, mass[r])
         log_s[r] = ls
         log_t[r] = lt
         n_iter[r] = it
         err[r] = e
         status[r] = row_status(e, tol)
+
+
+@compiled
+def log_error(p, ls, lse, sup_p, exponent, mass):
+    """The error of :func:`ratio_error` in the log domain: ``|s - s+| (K_p t)`` summed
+    over the support of ``p``, with ``log s = ls`` and ``log (K_p t) = lse``."""
+    change = 0.0
+    marginal = 0.0
+    for j in sup_p:
+        now = np.exp(ls[j] + lse[j])
+        change += abs(now - np.exp(exponent * np.log(p[j]) + (1.0 - exponent) * lse[j]))
+        marginal += now
+    return change / max(mass, marginal)
+
+
+@compiled
+def next_stage(ls, lt, sup_p, sup_q, exp_s, exp_t, lam_k, lam):
+    """Move the log-scalings of a lam-continuation stage at ``lam_k`` to the next
+    stage, ``min(2 lam_k, lam)`` (returned): the potentials are kept, so the logs
+    scale with ``lam``.  Balanced rows (exponents 1) first centre the free gauge
+    ``(ls + c, lt - c)``, so that doubling does not grow it (large logs lose
+    absolute precision)."""
+    following = min(2.0 * lam_k, lam)
+    ratio = following / lam_k
+    c = 0.0
+    if exp_s == 1.0 and exp_t == 1.0:
+        c = 0.5 * (ls[sup_p].max() - lt[sup_q].max())
+    for j in sup_p:
+        ls[j] = (ls[j] - c) * ratio
+    for i in sup_q:
+        lt[i] = (lt[i] + c) * ratio
+    return following
 
 
 @parallel
