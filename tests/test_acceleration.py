@@ -211,6 +211,6 @@ def test_overrelax_runs_no_continuation():
     h, y = random_predictions(3, K, 12), random_targets("dense", 3, K, 13)
     from plans import plan_of
     lam = 1000.0 / M.max()
-    for acceleration, start in (("auto", lam / 16), ("overrelax", lam), ("none", lam)):
-        loss = snb.WassersteinLoss(M, lam, acceleration=acceleration)
+    for choice, start in (("auto", lam / 16), ("overrelax", lam), ("none", lam)):
+        loss = snb.WassersteinLoss(M, lam, acceleration=choice)
         assert plan_of(loss, h, y)[2].log_lam_start == pytest.approx(start)

@@ -39,7 +39,7 @@ def test_readme_install_example_and_reinstall_outside_the_source_tree(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     table = _run([python, "-m", "sinkhorn_nb", "demo"], elsewhere, timeout=900)
-    assert "KL (logistic)" in table and "W, p=3" in table, table
+    assert "KL (logistic)" in table and "W + 0.1 KL, p=2" in table, table
     assert (elsewhere / "sinkhorn_nb_results" / "demo" / "digits_wasserstein.png").is_file()
     example = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
     output = _run([python, "-c", example], elsewhere, timeout=600)
