@@ -9,10 +9,10 @@ unit vectors in 16 dimensions (``ground_metric.from_embeddings``, max 0.999).
     python benchmarks/convergence.py --out conv.md    # also write a table (.md or .json)
     python benchmarks/convergence.py --anchors        # POT and OTT-JAX side by side
 
-Every (cell, acceleration) pair first runs on ``--slow-rows`` rows (8) with an
-iteration cap that fits the time budget (``--budget`` seconds, from the measured
-cost of 10 iterations), then on all ``--rows`` rows (64) when the small run
-converged and the large one fits the same budget.  A row that reaches its cap
+Every (cell, acceleration) pair first runs on ``--slow-rows`` rows (8), its
+iteration cap doubled from 100 until the rows converge or the next run would not
+fit in the time budget (``--budget`` seconds), then, when the small run
+converged, on all ``--rows`` rows (64) in the same way.  A row that reaches its cap
 counts as not converged, and the table gives the cap.  Speed-ups are ratios of
 the two accelerations on the same rows in the same run.  Iteration counts do not
 depend on the machine's load; times do.
@@ -99,29 +99,41 @@ def timed_runs(run, repeat):
     return r, float(np.median(times))
 
 
+def capped_run(run, budget, max_iter, first=100):
+    """``run(cap)`` with the cap doubled from ``first`` until every row converges,
+    the cap reaches ``max_iter``, or the next run would not fit in ``budget``
+    seconds (it costs at most twice the last).  Returns the last result, its
+    time and its cap."""
+    cap, spent = min(first, max_iter), 0.0
+    while True:
+        r, t = run(cap)
+        spent += t
+        if np.all(r.converged) or cap >= max_iter or spent + 2 * t > budget:
+            return r, t, cap
+        cap = min(max_iter, 2 * cap)
+
+
 def measure(M, h, y, lam, gamma, acceleration, args):
-    """One (cell, acceleration) pair: the small run, then the full one if it fits.
-    Returns the reported summary, the small run's summary, and our result on the
-    small rows (for the anchors' loss check)."""
+    """One (cell, acceleration) pair: the small run, then the full one if it
+    converged.  Returns the reported summary, the small run's summary, and our
+    result on the small rows (for the anchors' loss check)."""
     s = args.slow_rows
-    per_iter = per_iteration(
-        lambda n: solve(h[:s], y[:s], M, lam, gamma, acceleration, n, tol=0.0)[1])
-    cap = cap_for(per_iter, args.budget, args.max_iter)
-    r8, t8 = timed_runs(lambda: solve(h[:s], y[:s], M, lam, gamma, acceleration, cap),
-                        args.repeat)
-    small = summary(r8, t8, s, cap)
-    report = small
+    r8, t8, cap = capped_run(
+        lambda k: solve(h[:s], y[:s], M, lam, gamma, acceleration, k),
+        args.budget, args.max_iter)
+    if t8 < 1.0:
+        r8, t8 = timed_runs(lambda: solve(h[:s], y[:s], M, lam, gamma, acceleration, cap),
+                            args.repeat)
+    small = report = summary(r8, t8, s, cap)
     n = h.shape[0]
     if n > s and small["converged"] == 1.0:
-        per_iter_n = per_iter * n / s                   # an upper bound
-        if per_iter_n * PROBE < args.budget / 5:        # cheap enough to measure
-            per_iter_n = per_iteration(
-                lambda k: solve(h, y, M, lam, gamma, acceleration, k, tol=0.0)[1])
-        cap_n = cap_for(per_iter_n, args.budget, args.max_iter)
-        if cap_n >= small["n_iter_max"]:
+        rn, tn, cap_n = capped_run(
+            lambda k: solve(h, y, M, lam, gamma, acceleration, k),
+            args.budget, args.max_iter, first=cap)
+        if tn < 1.0:
             rn, tn = timed_runs(lambda: solve(h, y, M, lam, gamma, acceleration, cap_n),
                                 args.repeat)
-            report = summary(rn, tn, n, cap_n)
+        report = summary(rn, tn, n, cap_n)
     return report, small, r8
 
 
@@ -148,11 +160,10 @@ def warm_up(args):
                 solve(h, y, M, lam, gamma, acceleration, 20, tol=0.0)
 
 
-def grid(args):
+def grid(args, cells):
     Ks = args.K or ((256,) if args.quick else (256, 1000))
     lams = args.lam or (10.0, 50.0, 200.0, 1000.0)
     gammas = (None, 1.0, 10.0, 100.0)
-    cells = []
     warm_up(args)
     for K in Ks:
         M, h, y = problem(K, args.rows)
@@ -170,7 +181,7 @@ def grid(args):
                 log(f"   speed-up none/auto on {cell['speedup']['rows']} rows: "
                     f"{fmt_ratio(cell['speedup'])}")
                 cells.append(cell)
-    return cells
+                args.save()
 
 
 def fmt_run(s):
@@ -264,13 +275,16 @@ def pot_rows(name, h, y, M, lam, budget, max_iter):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t = time.perf_counter()
-        if name == "epsilon_scaling":               # cost probe (100 iterations)
-            stabilized(h[0], y[0], M, 1.0 / lam, numItermax=PROBE * 10, stopThr=0.0,
-                       log=True, warn=False)
-        else:
-            call(h[0], y[0], 0.0, PROBE * 10)
-        per_iter = (time.perf_counter() - t) / (PROBE * 10)
+
+        def run(n):                                 # cost probe
+            t = time.perf_counter()
+            if name == "epsilon_scaling":
+                stabilized(h[0], y[0], M, 1.0 / lam, numItermax=n, stopThr=0.0,
+                           log=True, warn=False)
+            else:
+                call(h[0], y[0], 0.0, n)
+            return time.perf_counter() - t
+        per_iter = per_iteration(run)
         cap = cap_for(per_iter * len(h) * 2, budget, max_iter)
         out = []
         for a, b in zip(h, y):
@@ -353,7 +367,7 @@ def anchor_summary(rows, cap, ours):
                 seconds=float(sum(r["seconds"] for r in rows)), loss_rel_diff=gap)
 
 
-def anchors(args):
+def anchors(args, cells):
     try:
         import jax
         jax.config.update("jax_enable_x64", True)
@@ -369,7 +383,6 @@ def anchors(args):
         log(f"POT not available ({e}); skipped")
         have_pot = False
     warm_up(args)
-    cells = []
     for K in args.K or ((256,) if args.quick else (256, 1000)):
         M, h, y = problem(K, args.rows)
         h, y = h[:args.slow_rows], y[:args.slow_rows]
@@ -391,6 +404,8 @@ def anchors(args):
                 if K == 256 or args.all_anchors:
                     configs.append(("OTT", "anderson"))
             for lib, name in configs:
+                if f"{lib} {name}" in (args.skip or ()):
+                    continue
                 fn = pot_rows if lib == "POT" else ott_rows
                 try:
                     rows, cap = fn(name, h, y, M, lam, args.anchor_budget, args.max_iter)
@@ -401,8 +416,9 @@ def anchors(args):
                     res = dict(error=f"{type(e).__name__}: {e}")
                     log(f"K={K} lam={lam:g} {lib} {name}: failed: {res['error']}")
                 cell[f"{lib} {name}"] = res
+                args.save()
             cells.append(cell)
-    return cells
+            args.save()
 
 
 # ---------------------------------------------------------------- output
@@ -432,9 +448,10 @@ def cell_md(s):
 
 
 def markdown(result):
-    lines = [f"Run {result['machine']['date']}, load average "
-             f"{', '.join(f'{x:.1f}' for x in result['machine'].get('loadavg', ()))} "
-             f"at the end.", ""]
+    seen = result.get("load_seen") or [float("nan")]
+    lines = [f"Run {result['machine']['date']}, {result['seconds'] / 60:.0f} minutes, "
+             f"on {result['machine']['cpus']} cores; load average (1 min) "
+             f"{min(seen):.1f}-{max(seen):.1f} during the run.", ""]
     if result.get("grid"):
         for variant in ("balanced", "relaxed"):
             rows = [c for c in result["grid"] if c["variant"] == variant]
@@ -480,6 +497,7 @@ def main(argv=None):
                    help="also OTT-JAX's Anderson acceleration at K = 1000")
     p.add_argument("--out", help="write the results: .json, else markdown")
     p.add_argument("--K", type=int, nargs="+", help="only these K")
+    p.add_argument("--skip", nargs="+", help='anchors to leave out, e.g. "POT epsilon_scaling"')
     p.add_argument("--lam", type=float, nargs="+", help="only these lam")
     p.add_argument("--rows", type=int, default=64)
     p.add_argument("--slow-rows", type=int, default=8)
@@ -496,21 +514,26 @@ def main(argv=None):
     if args.anchor_budget is None:
         args.anchor_budget = 5.0 if args.quick else 40.0
     start = time.perf_counter()
-    result = dict(tol=TOL, args=vars(args))
+    result = dict(tol=TOL, args=dict(vars(args)), anchors=[], grid=[])
+
+    def save():
+        """Write what has been measured so far (after every cell)."""
+        result["machine"] = machine()
+        result["seconds"] = time.perf_counter() - start
+        result.setdefault("load_seen", []).extend(result["machine"].get("loadavg", ())[:1])
+        if args.out:
+            with open(args.out, "w") as f:
+                if args.out.endswith(".json"):
+                    json.dump(result, f, indent=1)
+                else:
+                    f.write(markdown(result) + "\n")
+    args.save = save
     if args.anchors:
-        result["anchors"] = anchors(args)
+        anchors(args, result["anchors"])
     else:
-        result["grid"] = grid(args)
-    result["machine"] = machine()
-    result["seconds"] = time.perf_counter() - start
-    text = markdown(result)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            if args.out.endswith(".json"):
-                json.dump(result, f, indent=1)
-            else:
-                f.write(text + "\n")
+        grid(args, result["grid"])
+    save()
+    print(markdown(result))
     log(f"done in {result['seconds']:.0f} s")
 
 
