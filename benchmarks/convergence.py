@@ -153,11 +153,10 @@ def warm_up(args):
     """Compile (or load from Numba's cache) every path the grid uses."""
     log("warming up: compiling or loading the kernels")
     M, h, y = problem(64, 4)
-    for lam in (50.0, 1000.0):
-        for gamma in (None, 10.0):
+    for lam in (10.0, 50.0, 200.0, 1000.0):
+        for gamma in (None, 1.0, 100.0):
             for acceleration in METHODS:
-                solve(h, y, M, lam, gamma, acceleration, 20)
-                solve(h, y, M, lam, gamma, acceleration, 20, tol=0.0)
+                solve(h, y, M, lam, gamma, acceleration, 400)
 
 
 def grid(args, cells):
