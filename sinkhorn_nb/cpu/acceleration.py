@@ -55,11 +55,11 @@ def translation(p, s, q, t, exp_s, exp_t, is_log):
     """:func:`~sinkhorn_nb.overrelaxation.translation_step` for the rows ``p, s`` and
     ``q, t`` (``s``, ``t`` hold logarithms when ``is_log``); sums in the log
     domain, so no power overflows."""
-    if translation_kappa(exp_s) + translation_kappa(exp_t) <= 0.0:
+    kappa_s, kappa_t = translation_kappa(exp_s), translation_kappa(exp_t)
+    if kappa_s + kappa_t <= 0.0:
         return 0.0
-    return translation_step(log_weighted_sum(p, s, translation_kappa(exp_s), is_log),
-                            log_weighted_sum(q, t, translation_kappa(exp_t), is_log),
-                            exp_s, exp_t)
+    return translation_step(log_weighted_sum(p, s, kappa_s, is_log),
+                            log_weighted_sum(q, t, kappa_t, is_log), exp_s, exp_t)
 
 
 @compiled

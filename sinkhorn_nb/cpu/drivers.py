@@ -21,7 +21,8 @@ import numpy as np
 
 from .. import routing
 from ..core import FAILED, OMEGA_STATE, gauge_limit
-from ..threads import parallel_section, passes_on_one_thread
+from ..threads import (BLAS_PARALLEL_MIN_PRODUCT, blas_on_one_thread,
+                       iterations_on_one_thread, parallel_section, passes_on_one_thread)
 from . import acceleration, balanced, kernels, relaxed
 
 
@@ -113,8 +114,6 @@ class _Run:
         # errors and statuses (the plan hands such rows on), not as NumPy warnings;
         # a few rows run on one thread, small dense products on one BLAS thread
         # (sinkhorn_nb.threads)
-        from ..threads import (BLAS_PARALLEL_MIN_PRODUCT, blas_on_one_thread,
-                               iterations_on_one_thread)
         K = self.measures.shape[1]
         small_products = path == "dense" and rows.size * K * K < BLAS_PARALLEL_MIN_PRODUCT
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \

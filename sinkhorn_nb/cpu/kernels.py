@@ -315,8 +315,10 @@ def sparse_scaling_iterations(h, y, y_indptr, y_indices, y_data, G_T, GM_T, rows
         gtu = np.empty(support.size, dtype=h.dtype)
         state = np.empty(OMEGA_STATE)
         start_omega(state)
-        saved_u, saved_gv = np.empty_like(u), np.empty_like(gv)
-        saved_vs, saved_gtu = np.empty_like(vs), np.empty_like(gtu)
+        kept = K if accelerate else 0      # the checkpoint, only when it can be used
+        saved_u, saved_gv = np.empty(kept, u.dtype), np.empty(kept, gv.dtype)
+        saved_vs = np.empty(vs.size if accelerate else 0, vs.dtype)
+        saved_gtu = np.empty(saved_vs.size, gtu.dtype)
         it = 0
         e = np.inf
         while True:
@@ -431,7 +433,8 @@ def log_scaling_iterations(p, q, C_p, C_q, lam, rows, log_s, log_t, warm, exp_s,
         lse = np.empty(K)
         state = np.empty(OMEGA_STATE)
         start_omega(state)
-        saved_s, saved_t, saved_lse = np.empty(K), np.empty(K), np.empty(K)
+        kept = K if accelerate else 0      # the checkpoint, only when it can be used
+        saved_s, saved_t, saved_lse = np.empty(kept), np.empty(kept), np.empty(kept)
         lam_k = lam if warm else min(lam_start, lam)      # the stage's lam
         es, et = stage_exponent(exp_s, lam_k / lam), stage_exponent(exp_t, lam_k / lam)
         it = 0
